@@ -1,0 +1,40 @@
+# Mycorrizal — the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+# Tests run with the race detector; CI sets CI=true so tests that need a
+# tool or root do not skip.
+TEST_FLAGS ?= -race -count=1 -timeout 15m
+FUZZTIME ?= 30s
+
+.PHONY: all demo test vet bench fuzz check-go
+
+all: test
+
+check-go:
+	@command -v $(GO) >/dev/null || { echo "Go 1.26+ is required (expected at /usr/local/go)"; exit 1; }
+
+## demo: a 3-node cluster in one process doing real work; ends by itself.
+demo: check-go
+	$(GO) run ./examples/demo
+
+## test: vet, then every test with -race (what CI runs).
+test: check-go vet
+	$(GO) test $(TEST_FLAGS) ./...
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 -run=^$$ -bench=. -benchtime=1x ./... >/dev/null
+
+vet: check-go
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+## bench: run the benchmarks and write BENCHMARKS.md.
+bench: check-go
+	cd bench && ./run.sh
+
+## fuzz: run every fuzz target for FUZZTIME each.
+fuzz: check-go
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./core/wire
+	$(GO) test -run='^$$' -fuzz='^FuzzRoundTrip$$' -fuzztime=$(FUZZTIME) ./core/wire
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMeta$$' -fuzztime=$(FUZZTIME) ./adapters/membership/memberlist
+	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshal$$' -fuzztime=$(FUZZTIME) ./adapters/codec/gob
+	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshal$$' -fuzztime=$(FUZZTIME) ./adapters/codec/raw

@@ -1,0 +1,96 @@
+package mesh
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mycorrizal/mycorrizal/core/wire"
+	"github.com/mycorrizal/mycorrizal/ports"
+)
+
+// Config configures a Mesh. Zero fields take the defaults documented on
+// each; the library's builder (package mycorrizal) fills them.
+type Config struct {
+	// Self is this node's ID. Required.
+	Self ports.NodeID
+	// Transport opens and accepts streams. Nil means single mode: only
+	// this node exists and messages to it are delivered locally.
+	Transport ports.Transport
+	// Logger receives the mesh's logs; nil discards them.
+	Logger *slog.Logger
+	// MaxFrameSize bounds every frame sent or received (default 4 MiB).
+	MaxFrameSize int
+	// InboxSize is how many messages each application buffers before its
+	// senders block (default 1024).
+	InboxSize int
+	// SendQueueSize is how many frames each outbound stream queues before
+	// its senders block (default 256).
+	SendQueueSize int
+	// MaxPendingRequests bounds the requests in flight from this node
+	// (default 16384).
+	MaxPendingRequests int
+	// RequestConcurrency bounds the request handlers running at once per
+	// application (default 64).
+	RequestConcurrency int
+	// DefaultRequestTimeout applies to a Request whose ctx has no deadline
+	// (default 30 s).
+	DefaultRequestTimeout time.Duration
+	// DialTimeout bounds opening a stream to a peer (default 5 s).
+	DialTimeout time.Duration
+	// InitTimeout is how long an accepted stream may take to send its init
+	// frame (default 10 s).
+	InitTimeout time.Duration
+	// MaxInboundStreamsPerPeer bounds the streams one peer may have open to
+	// this node (default 256).
+	MaxInboundStreamsPerPeer int
+}
+
+func (c *Config) setDefaults() error {
+	if c.Self == "" {
+		return fmt.Errorf("mesh: Self is empty: %w", ports.ErrInvalidConfig)
+	}
+	if len(c.Self) > ports.MaxNodeIDLen {
+		return fmt.Errorf("mesh: Self is %d bytes, over %d: %w", len(c.Self), ports.MaxNodeIDLen, ports.ErrInvalidConfig)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(name string, v *int, d int) error {
+		if *v < 0 {
+			return fmt.Errorf("mesh: %s is %d, must not be negative: %w", name, *v, ports.ErrInvalidConfig)
+		}
+		if *v == 0 {
+			*v = d
+		}
+		return nil
+	}
+	defDur := func(name string, v *time.Duration, d time.Duration) error {
+		if *v < 0 {
+			return fmt.Errorf("mesh: %s is %v, must not be negative: %w", name, *v, ports.ErrInvalidConfig)
+		}
+		if *v == 0 {
+			*v = d
+		}
+		return nil
+	}
+	for _, e := range []error{
+		def("MaxFrameSize", &c.MaxFrameSize, wire.DefaultMaxFrameSize),
+		def("InboxSize", &c.InboxSize, 1024),
+		def("SendQueueSize", &c.SendQueueSize, 256),
+		def("MaxPendingRequests", &c.MaxPendingRequests, 16384),
+		def("RequestConcurrency", &c.RequestConcurrency, 64),
+		def("MaxInboundStreamsPerPeer", &c.MaxInboundStreamsPerPeer, 256),
+		defDur("DefaultRequestTimeout", &c.DefaultRequestTimeout, 30*time.Second),
+		defDur("DialTimeout", &c.DialTimeout, 5*time.Second),
+		defDur("InitTimeout", &c.InitTimeout, 10*time.Second),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if c.MaxFrameSize < 1024 {
+		return fmt.Errorf("mesh: MaxFrameSize %d is below 1024 bytes: %w", c.MaxFrameSize, ports.ErrInvalidConfig)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+// Command demo starts a three-node Mycorrizal cluster in one process and
+// shows it working: membership over real gossip sockets on loopback
+// (hashicorp/memberlist, UDP and TCP on ports the kernel picks), a
+// broadcast, and requests with responses between the nodes. Application
+// traffic runs over the in-memory transport until the QUIC transport lands.
+//
+// It prints what happens and exits by itself within seconds.
+//
+//	go run ./examples/demo
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mycorrizal/mycorrizal"
+	"github.com/mycorrizal/mycorrizal/adapters/transport/mem"
+	"github.com/mycorrizal/mycorrizal/ports"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	network := mem.NewNetwork()
+
+	var (
+		nodes []*mycorrizal.Node
+		mu    sync.Mutex
+		seen  = map[string][]string{}
+	)
+	defer func() {
+		for _, n := range nodes {
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := n.Shutdown(sctx); err != nil {
+				fmt.Println("shutdown:", err)
+			}
+			scancel()
+		}
+		fmt.Println("all nodes shut down")
+	}()
+
+	var seed string
+	for i := range 3 {
+		tr, err := mem.New(network, mem.Config{})
+		if err != nil {
+			return err
+		}
+		opts := []mycorrizal.Option{
+			mycorrizal.WithNodeID(fmt.Sprintf("spore-%d", i)),
+			mycorrizal.WithLogger(logger),
+			mycorrizal.WithTransport(tr),
+			mycorrizal.WithBindAddr("127.0.0.1:0"),
+		}
+		if seed != "" {
+			opts = append(opts, mycorrizal.WithSeeds(seed))
+		}
+		n, err := mycorrizal.New(opts...)
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, n)
+
+		greet, err := n.RegisterApplication("greeter")
+		if err != nil {
+			return err
+		}
+		id := n.ID()
+		greet.OnRequest(func(ctx context.Context, from ports.NodeID, p []byte) ([]byte, error) {
+			return []byte(fmt.Sprintf("hello %s, %s here (you said %q)", from, id, p)), nil
+		})
+		greet.OnMessage(func(ctx context.Context, from ports.NodeID, p []byte) {
+			mu.Lock()
+			seen[string(id)] = append(seen[string(id)], fmt.Sprintf("%s from %s", p, from))
+			mu.Unlock()
+		})
+
+		if err := n.Start(ctx); err != nil {
+			return err
+		}
+		if err := n.Ready(ctx); err != nil {
+			return err
+		}
+		for _, m := range n.Members() {
+			if m.ID == n.ID() {
+				if seed == "" {
+					seed = m.GossipAddr
+				}
+				fmt.Printf("started %s: gossip on %s, transport %s\n", n.ID(), m.GossipAddr, m.TransportAddr)
+			}
+		}
+	}
+
+	fmt.Println("\n== membership")
+	for !converged(nodes) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster did not converge: %w", ctx.Err())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		var ids []string
+		for _, m := range n.Members() {
+			ids = append(ids, fmt.Sprintf("%s(%s)", m.ID, strings.Join(m.Apps, ",")))
+		}
+		fmt.Printf("%s sees %s\n", n.ID(), strings.Join(ids, " "))
+	}
+
+	fmt.Println("\n== broadcast")
+	if err := nodes[0].Application("greeter").Broadcast(ctx, []byte("spores released")); err != nil {
+		return err
+	}
+	for {
+		mu.Lock()
+		done := len(seen["spore-1"]) == 1 && len(seen["spore-2"]) == 1
+		mu.Unlock()
+		if done {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("broadcast not delivered: %w", ctx.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	for _, id := range []string{"spore-1", "spore-2"} {
+		fmt.Printf("%s received %q\n", id, seen[id])
+	}
+	mu.Unlock()
+
+	fmt.Println("\n== request / response")
+	for _, from := range nodes {
+		for _, to := range nodes {
+			if from == to {
+				continue
+			}
+			start := time.Now()
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+			resp, err := from.Application("greeter").Request(rctx, to.ID(), []byte("ping"))
+			rcancel()
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s -> %s: %s (%v)\n", from.ID(), to.ID(), resp, time.Since(start).Round(time.Microsecond))
+		}
+	}
+
+	fmt.Println("\n== graceful leave")
+	last := nodes[len(nodes)-1]
+	nodes = nodes[:len(nodes)-1]
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	err := last.Shutdown(sctx)
+	scancel()
+	if err != nil {
+		return err
+	}
+	for len(nodes[0].Members()) != 2 {
+		if ctx.Err() != nil {
+			return fmt.Errorf("leave not seen: %w", ctx.Err())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = nodes[0].Application("greeter").Request(rctx, last.ID(), []byte("still there?"))
+	rcancel()
+	fmt.Printf("%s left; %s now sees %d members; a request to it fails at once: %v\n", last.ID(), nodes[0].ID(), len(nodes[0].Members()), err)
+	fmt.Println()
+	return nil
+}
+
+func converged(nodes []*mycorrizal.Node) bool {
+	for _, n := range nodes {
+		if len(n.Members()) != len(nodes) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,257 @@
+// Package mycorrizal turns N instances of one Go program into a cluster with
+// no external infrastructure. Each instance is a mushroom; Mycorrizal is the
+// mycelium between them.
+//
+// A Node is composed with functional options (New), started (Start), and
+// shut down (Shutdown). It gives the program:
+//
+//   - membership (Nodosum): who is in the cluster, through gossip with
+//     failure detection (hashicorp/memberlist by default);
+//   - applications: named apps on every node that send one-way messages,
+//     broadcast, and make requests with responses, with backpressure instead
+//     of drops (RegisterApplication).
+//
+// Every technology sits behind a port (package ports) and is supplied by an
+// adapter (packages under adapters/); this file is the only place that
+// chooses defaults. Package testkit runs whole clusters in one test process.
+package mycorrizal
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	gobcodec "github.com/mycorrizal/mycorrizal/adapters/codec/gob"
+	mlmember "github.com/mycorrizal/mycorrizal/adapters/membership/memberlist"
+	"github.com/mycorrizal/mycorrizal/core/mesh"
+	"github.com/mycorrizal/mycorrizal/ports"
+)
+
+// ProtocolVersion is advertised through membership metadata.
+const ProtocolVersion = "mycorrizal/1"
+
+// EnvNodeID is the environment variable read for the node ID when
+// WithNodeID is not given.
+const EnvNodeID = "MYCORRIZAL_ID"
+
+// App is a named application on this node; see RegisterApplication.
+type App = mesh.App
+
+// MessageHandler handles one-way messages; see App.OnMessage.
+type MessageHandler = mesh.MessageHandler
+
+// RequestHandler handles requests; see App.OnRequest.
+type RequestHandler = mesh.RequestHandler
+
+// RemoteError is returned by App.Request when the remote handler failed.
+type RemoteError = mesh.RemoteError
+
+// Node is one member of a Mycorrizal cluster. Create it with New, register
+// applications, Start it, wait for Ready, and Shutdown at the end. All
+// methods are safe for concurrent use.
+type Node struct {
+	id         ports.NodeID
+	log        *slog.Logger
+	single     bool
+	transport  ports.Transport
+	membership ports.Membership
+	discovery  ports.Discovery
+	codec      ports.Codec
+	seeds      []string
+	joinRetry  time.Duration
+	mesh       *mesh.Mesh
+
+	transportAddr string // set by Start
+
+	ctx       context.Context // ends at Shutdown
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // the event loop
+	joinWG    sync.WaitGroup // the join loop
+	reconnect *reconnector
+	ready     chan struct{}
+
+	mu           sync.Mutex
+	started      bool
+	shutdown     bool
+	shutdownDone chan struct{}
+	shutdownErr  error
+	readyOnce    sync.Once
+}
+
+// New builds a node from options, choosing defaults for what is not given:
+// the node ID from MYCORRIZAL_ID or a UUID, the memberlist membership layer
+// bound to :7946, and the GOB codec. It fails with an error wrapping
+// ports.ErrInvalidConfig that names the offending option. A transport is
+// required unless WithSingleMode is given.
+func New(opts ...Option) (*Node, error) {
+	var c config
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return nil, err
+		}
+	}
+	if c.id == "" {
+		if env := os.Getenv(EnvNodeID); env != "" {
+			if len(env) > ports.MaxNodeIDLen {
+				return nil, invalid(EnvNodeID, "ID must be at most %d bytes, got %d", ports.MaxNodeIDLen, len(env))
+			}
+			c.id = ports.NodeID(env)
+		} else {
+			c.id = ports.NodeID(uuid.NewString())
+		}
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.codec == nil {
+		c.codec = gobcodec.New()
+	}
+	if c.joinRetry == 0 {
+		c.joinRetry = 2 * time.Second
+	}
+	if c.reconnectInterval == 0 {
+		c.reconnectInterval = 10 * time.Second
+	}
+	if c.reconnectTimeout == 0 {
+		c.reconnectTimeout = time.Hour
+	}
+	defaultMembership := c.bindHost != "" || c.bindPort != 0 || c.advertiseHost != "" || c.gossipKeys != nil
+	if c.single {
+		switch {
+		case c.transport != nil:
+			return nil, invalid("WithSingleMode", "cannot be combined with WithTransport")
+		case c.membership != nil:
+			return nil, invalid("WithSingleMode", "cannot be combined with WithMembership")
+		case len(c.seeds) > 0:
+			return nil, invalid("WithSingleMode", "cannot be combined with WithSeeds")
+		case c.discovery != nil:
+			return nil, invalid("WithSingleMode", "cannot be combined with WithDiscovery")
+		case defaultMembership:
+			return nil, invalid("WithSingleMode", "cannot be combined with gossip options")
+		}
+	} else {
+		if c.transport == nil {
+			return nil, invalid("WithTransport", "no transport configured: pass WithTransport, or WithSingleMode to run without clustering")
+		}
+		if c.membership != nil && defaultMembership {
+			return nil, invalid("WithMembership", "cannot be combined with WithBindAddr, WithAdvertiseAddr or WithGossipKey, which configure the default membership")
+		}
+		if c.membership == nil {
+			if c.bindHost == "" && c.bindPort == 0 {
+				c.bindHost, c.bindPort = "0.0.0.0", 7946
+			}
+			m, err := mlmember.New(mlmember.Config{
+				BindAddr:      c.bindHost,
+				BindPort:      c.bindPort,
+				AdvertiseAddr: c.advertiseHost,
+				AdvertisePort: c.advertisePort,
+				Keyring:       c.gossipKeys,
+				Logger:        c.logger,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("mycorrizal: membership: %w", err)
+			}
+			c.membership = m
+		}
+	}
+	var tr ports.Transport
+	if !c.single {
+		tr = c.transport
+	}
+	ms, err := mesh.New(mesh.Config{
+		Self:                  c.id,
+		Transport:             tr,
+		Logger:                c.logger,
+		MaxFrameSize:          c.maxFrameSize,
+		InboxSize:             c.inboxSize,
+		RequestConcurrency:    c.requestConcurrency,
+		MaxPendingRequests:    c.maxPending,
+		DefaultRequestTimeout: c.requestTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mycorrizal: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{
+		id:         c.id,
+		log:        c.logger.With("node", string(c.id)),
+		single:     c.single,
+		transport:  c.transport,
+		membership: c.membership,
+		discovery:  c.discovery,
+		codec:      c.codec,
+		seeds:      c.seeds,
+		joinRetry:  c.joinRetry,
+		mesh:       ms,
+		ctx:        ctx,
+		cancel:     cancel,
+		ready:      make(chan struct{}),
+		reconnect:  newReconnector(c.reconnectInterval, c.reconnectTimeout, maxReconnect),
+	}, nil
+}
+
+// ID returns this node's ID.
+func (n *Node) ID() ports.NodeID { return n.id }
+
+// Codec returns the node's default codec (GOB unless WithCodec was given),
+// for applications that encode their payloads.
+func (n *Node) Codec() ports.Codec { return n.codec }
+
+// RegisterApplication adds a named application to this node and returns it.
+// Register before Start so peers learn of it with the node's first gossip;
+// registering later gossips an update. Names are unique per node.
+func (n *Node) RegisterApplication(name string) (*App, error) {
+	app, err := n.mesh.Register(name)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	started := n.started && !n.shutdown && !n.single
+	n.mu.Unlock()
+	if started {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		defer cancel()
+		if err := n.membership.UpdateLocal(ctx, n.localMember()); err != nil {
+			return app, fmt.Errorf("mycorrizal: advertise application %q: %w", name, err)
+		}
+	}
+	return app, nil
+}
+
+// Application returns the registered application named name, or nil.
+func (n *Node) Application(name string) *App { return n.mesh.App(name) }
+
+// Members returns the live members of the cluster, this node included.
+func (n *Node) Members() []ports.Member {
+	n.mu.Lock()
+	started := n.started
+	n.mu.Unlock()
+	if n.single || !started {
+		return []ports.Member{{ID: n.id, Apps: n.mesh.Apps(), Version: ProtocolVersion, State: ports.StateAlive}}
+	}
+	ms := n.membership.Members()
+	slices.SortFunc(ms, func(a, b ports.Member) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return ms
+}
+
+func (n *Node) localMember() ports.LocalMember {
+	return ports.LocalMember{ID: n.id, TransportAddr: n.transportAddr, Apps: n.mesh.Apps(), Version: ProtocolVersion}
+}
+
+// MeshStats returns a snapshot of the messaging layer's tables (peers,
+// streams, requests in flight).
+func (n *Node) MeshStats() mesh.Stats { return n.mesh.Stats() }

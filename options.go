@@ -1,0 +1,279 @@
+package mycorrizal
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/mycorrizal/mycorrizal/ports"
+)
+
+// Option configures a Node. Options are applied in order by New; an option
+// given an invalid value makes New fail with an error naming the option.
+type Option func(*config) error
+
+// config is what the options build. Zero values mean "use the default", which
+// New chooses.
+type config struct {
+	id         ports.NodeID
+	logger     *slog.Logger
+	single     bool
+	transport  ports.Transport
+	membership ports.Membership
+	discovery  ports.Discovery
+	codec      ports.Codec
+	seeds      []string
+
+	bindHost      string
+	bindPort      int
+	advertiseHost string
+	advertisePort int
+	gossipKeys    [][]byte
+
+	maxFrameSize       int
+	inboxSize          int
+	requestConcurrency int
+	maxPending         int
+	requestTimeout     time.Duration
+	joinRetry          time.Duration
+	reconnectInterval  time.Duration
+	reconnectTimeout   time.Duration
+}
+
+func invalid(option, format string, args ...any) error {
+	return fmt.Errorf("mycorrizal: %s: %s: %w", option, fmt.Sprintf(format, args...), ports.ErrInvalidConfig)
+}
+
+// WithNodeID sets this node's ID (1 to 255 bytes). Without it the ID comes
+// from the MYCORRIZAL_ID environment variable, else a random UUID.
+func WithNodeID(id string) Option {
+	return func(c *config) error {
+		if id == "" || len(id) > ports.MaxNodeIDLen {
+			return invalid("WithNodeID", "ID must be 1 to %d bytes, got %d", ports.MaxNodeIDLen, len(id))
+		}
+		c.id = ports.NodeID(id)
+		return nil
+	}
+}
+
+// WithLogger sets the structured logger; nil discards logs (the default).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error { c.logger = l; return nil }
+}
+
+// WithSingleMode runs the node without clustering: no membership, no
+// transport, the same API. Messages and requests to the node's own ID are
+// delivered locally. It cannot be combined with WithTransport,
+// WithMembership, WithSeeds or WithDiscovery.
+func WithSingleMode() Option {
+	return func(c *config) error { c.single = true; return nil }
+}
+
+// WithTransport sets the transport that carries application traffic between
+// nodes, such as the in-memory transport of adapters/transport/mem.
+func WithTransport(t ports.Transport) Option {
+	return func(c *config) error {
+		if t == nil {
+			return invalid("WithTransport", "transport is nil")
+		}
+		c.transport = t
+		return nil
+	}
+}
+
+// WithMembership sets the membership layer. The default is the memberlist
+// adapter configured by WithBindAddr, WithAdvertiseAddr and WithGossipKey,
+// which cannot be combined with this option.
+func WithMembership(m ports.Membership) Option {
+	return func(c *config) error {
+		if m == nil {
+			return invalid("WithMembership", "membership is nil")
+		}
+		c.membership = m
+		return nil
+	}
+}
+
+// WithDiscovery sets the discovery backend whose addresses are joined at
+// start and whenever the node is alone, in addition to WithSeeds.
+func WithDiscovery(d ports.Discovery) Option {
+	return func(c *config) error {
+		if d == nil {
+			return invalid("WithDiscovery", "discovery is nil")
+		}
+		c.discovery = d
+		return nil
+	}
+}
+
+// WithSeeds sets gossip addresses ("host:port") of nodes to join at start.
+// Joining is retried in the background until one answers, so nodes may
+// start in any order.
+func WithSeeds(addrs ...string) Option {
+	return func(c *config) error {
+		for _, a := range addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return invalid("WithSeeds", "seed %q is not host:port: %v", a, err)
+			}
+		}
+		c.seeds = append(c.seeds, addrs...)
+		return nil
+	}
+}
+
+// WithCodec sets the node's default codec (see Node.Codec); the default is
+// GOB.
+func WithCodec(codec ports.Codec) Option {
+	return func(c *config) error {
+		if codec == nil {
+			return invalid("WithCodec", "codec is nil")
+		}
+		c.codec = codec
+		return nil
+	}
+}
+
+func splitAddr(option, addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, invalid(option, "%q is not host:port: %v", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, invalid(option, "port %q is not 0..65535", portStr)
+	}
+	return host, port, nil
+}
+
+// WithBindAddr sets the address the default membership layer listens on
+// ("host:port"; port 0 picks a free port, which is then advertised). The
+// default is ":7946" (all interfaces).
+func WithBindAddr(addr string) Option {
+	return func(c *config) error {
+		h, p, err := splitAddr("WithBindAddr", addr)
+		c.bindHost, c.bindPort = h, p
+		return err
+	}
+}
+
+// WithAdvertiseAddr sets the gossip address announced to peers when it
+// differs from the bind address (NAT, containers). The default is the bind
+// address, or the host's private IP when binding all interfaces.
+func WithAdvertiseAddr(addr string) Option {
+	return func(c *config) error {
+		h, p, err := splitAddr("WithAdvertiseAddr", addr)
+		if err == nil && net.ParseIP(h) == nil {
+			err = invalid("WithAdvertiseAddr", "host %q must be an IP address", h)
+		}
+		c.advertiseHost, c.advertisePort = h, p
+		return err
+	}
+}
+
+// WithGossipKey encrypts and authenticates gossip with a shared secret
+// keyring: the first key is used to encrypt, all are tried to decrypt (for
+// rotation). Keys are 16, 24 or 32 bytes (AES-128/192/256). A node without
+// a matching key cannot join.
+func WithGossipKey(keys ...[]byte) Option {
+	return func(c *config) error {
+		if len(keys) == 0 {
+			return invalid("WithGossipKey", "no key given")
+		}
+		for i, k := range keys {
+			if n := len(k); n != 16 && n != 24 && n != 32 {
+				return invalid("WithGossipKey", "key %d is %d bytes, want 16, 24 or 32", i, n)
+			}
+		}
+		c.gossipKeys = keys
+		return nil
+	}
+}
+
+// WithMaxFrameSize bounds every frame sent or received (default 4 MiB); a
+// larger payload is refused before it is sent.
+func WithMaxFrameSize(n int) Option {
+	return func(c *config) error {
+		if n < 1024 || n > 1<<30 {
+			return invalid("WithMaxFrameSize", "%d is outside 1 KiB..1 GiB", n)
+		}
+		c.maxFrameSize = n
+		return nil
+	}
+}
+
+// WithInboxSize sets how many messages each application buffers before its
+// senders block (default 1024).
+func WithInboxSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalid("WithInboxSize", "%d is below 1", n)
+		}
+		c.inboxSize = n
+		return nil
+	}
+}
+
+// WithRequestConcurrency bounds the request handlers running at once per
+// application (default 64).
+func WithRequestConcurrency(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalid("WithRequestConcurrency", "%d is below 1", n)
+		}
+		c.requestConcurrency = n
+		return nil
+	}
+}
+
+// WithMaxPendingRequests bounds the requests in flight from this node
+// (default 16384); further requests wait for a slot until their ctx ends.
+func WithMaxPendingRequests(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalid("WithMaxPendingRequests", "%d is below 1", n)
+		}
+		c.maxPending = n
+		return nil
+	}
+}
+
+// WithRequestTimeout sets the timeout of a request whose ctx has no
+// deadline (default 30 s).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithRequestTimeout", "%v is not positive", d)
+		}
+		c.requestTimeout = d
+		return nil
+	}
+}
+
+// WithJoinRetry sets how often the node retries joining its seeds while it
+// is alone (default 2 s).
+func WithJoinRetry(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithJoinRetry", "%v is not positive", d)
+		}
+		c.joinRetry = d
+		return nil
+	}
+}
+
+// WithReconnect sets how often the node tries to rejoin one member that
+// failed (not one that left), and for how long after the failure it keeps
+// trying (defaults 10 s and 1 h). This is what heals a cluster after a
+// network partition: the gossip layer stops talking to members it declared
+// dead, so someone must reach across.
+func WithReconnect(interval, timeout time.Duration) Option {
+	return func(c *config) error {
+		if interval <= 0 || timeout <= 0 {
+			return invalid("WithReconnect", "interval %v and timeout %v must be positive", interval, timeout)
+		}
+		c.reconnectInterval, c.reconnectTimeout = interval, timeout
+		return nil
+	}
+}
