@@ -178,7 +178,7 @@ func New(opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("mycorrizal: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{
+	n := &Node{
 		id:         c.id,
 		log:        c.logger.With("node", string(c.id)),
 		single:     c.single,
@@ -193,7 +193,15 @@ func New(opts ...Option) (*Node, error) {
 		cancel:     cancel,
 		ready:      make(chan struct{}),
 		reconnect:  newReconnector(c.reconnectInterval, c.reconnectTimeout, maxReconnect),
-	}, nil
+	}
+	if !c.single {
+		if err := n.registerKeysApp(); err != nil {
+			cancel()
+			_ = ms.Close(context.Background())
+			return nil, fmt.Errorf("mycorrizal: %w", err)
+		}
+	}
+	return n, nil
 }
 
 // ID returns this node's ID.

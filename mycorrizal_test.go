@@ -222,3 +222,93 @@ func hosts(ms []ports.Member, id ports.NodeID, app string) bool {
 	}
 	return false
 }
+
+// startGossipNodes starts nodes on loopback with real gossip sockets, each
+// with the given gossip keys, joining the first.
+func startGossipNode(t *testing.T, net *mem.Network, id, seed string, keys ...[]byte) *mycorrizal.Node {
+	t.Helper()
+	tr, err := mem.New(net, mem.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []mycorrizal.Option{
+		mycorrizal.WithNodeID(id),
+		mycorrizal.WithTransport(tr),
+		mycorrizal.WithBindAddr("127.0.0.1:0"),
+		mycorrizal.WithGossipKey(keys...),
+	}
+	if seed != "" {
+		opts = append(opts, mycorrizal.WithSeeds(seed))
+	}
+	n, err := mycorrizal.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+	if err := n.Ready(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func gossipAddr(n *mycorrizal.Node) string {
+	for _, m := range n.Members() {
+		if m.ID == n.ID() {
+			return m.GossipAddr
+		}
+	}
+	return ""
+}
+
+func waitMembers(t *testing.T, n *mycorrizal.Node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(n.Members()) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s sees %d members, want %d", n.ID(), len(n.Members()), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRotateGossipKeyAcrossCluster(t *testing.T) {
+	oldKey, newKey := []byte("0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210")
+	net := mem.NewNetwork()
+	a := startGossipNode(t, net, "a", "", oldKey)
+	b := startGossipNode(t, net, "b", gossipAddr(a), oldKey)
+	c := startGossipNode(t, net, "c", gossipAddr(a), oldKey)
+	for _, n := range []*mycorrizal.Node{a, b, c} {
+		waitMembers(t, n, 3)
+	}
+	if err := b.RotateGossipKey(ctxT(t, 10*time.Second), newKey); err != nil {
+		t.Fatal(err)
+	}
+	// A node with the retired key is kept out; one with the new key joins.
+	stale := startGossipNode(t, net, "stale", gossipAddr(a), oldKey)
+	fresh := startGossipNode(t, net, "fresh", gossipAddr(c), newKey)
+	for _, n := range []*mycorrizal.Node{a, b, c, fresh} {
+		waitMembers(t, n, 4)
+	}
+	if len(stale.Members()) != 1 {
+		t.Fatalf("node with the retired key sees %d members", len(stale.Members()))
+	}
+	for _, m := range a.Members() {
+		if m.ID == "stale" {
+			t.Fatal("node with the retired key became a member")
+		}
+	}
+}
+
+func TestRotateGossipKeyNeedsEncryption(t *testing.T) {
+	n, err := mycorrizal.New(mycorrizal.WithSingleMode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	if err := n.RotateGossipKey(context.Background(), []byte("0123456789abcdef")); !errors.Is(err, ports.ErrInvalidConfig) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,6 +1,6 @@
 module github.com/mycorrizal/mycorrizal/bench
 
-go 1.26
+go 1.26.0
 
 require github.com/mycorrizal/mycorrizal v0.0.0
 

@@ -155,3 +155,21 @@ type Membership interface {
 	// goroutines. It returns once they are gone.
 	Close() error
 }
+
+// KeyRotator is an optional interface of a Membership whose gossip is
+// encrypted with a keyring: it changes the keyring at run time, so the
+// cluster's gossip key can be rotated without a restart. The safe order,
+// run on every member, is: InstallKey(new) everywhere, then UseKey(new)
+// everywhere, then RemoveKey(old) everywhere. Methods do not block on the
+// network.
+type KeyRotator interface {
+	// InstallKey adds key to the keyring; it is then accepted for
+	// decryption. Installing a key already present is a no-op.
+	InstallKey(key []byte) error
+	// UseKey makes an installed key the primary, used for encryption.
+	UseKey(key []byte) error
+	// RemoveKey removes a key that is not the primary.
+	RemoveKey(key []byte) error
+	// Keys returns the installed keys, the primary first.
+	Keys() [][]byte
+}
