@@ -22,11 +22,11 @@ const (
 )
 
 // registerKeysApp adds the key-rotation system application when the
-// membership layer can rotate keys.
+// membership layer encrypts gossip and can rotate its keys.
 func (n *Node) registerKeysApp() error {
 	kr, ok := n.membership.(ports.KeyRotator)
-	if !ok {
-		return nil
+	if !ok || len(kr.Keys()) == 0 {
+		return nil // gossip is not encrypted: nothing to rotate
 	}
 	app, err := n.mesh.Register(keysApp)
 	if err != nil {

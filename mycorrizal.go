@@ -27,8 +27,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mycorrizal/mycorrizal/adapters/certs/ca"
 	gobcodec "github.com/mycorrizal/mycorrizal/adapters/codec/gob"
 	mlmember "github.com/mycorrizal/mycorrizal/adapters/membership/memberlist"
+	"github.com/mycorrizal/mycorrizal/adapters/transport/quic"
 	"github.com/mycorrizal/mycorrizal/core/mesh"
 	"github.com/mycorrizal/mycorrizal/ports"
 )
@@ -85,10 +87,14 @@ type Node struct {
 }
 
 // New builds a node from options, choosing defaults for what is not given:
-// the node ID from MYCORRIZAL_ID or a UUID, the memberlist membership layer
-// bound to :7946, and the GOB codec. It fails with an error wrapping
-// ports.ErrInvalidConfig that names the offending option. A transport is
-// required unless WithSingleMode is given.
+// the node ID from MYCORRIZAL_ID or a UUID; the memberlist membership layer
+// bound to 127.0.0.1:7946; the QUIC transport with mutual TLS on
+// 127.0.0.1 (a free port), its certificates minted by a development CA
+// shared by the processes of this machine; and the GOB codec. So
+// New(WithSeeds(...)) alone gives a working cluster on one machine; a real
+// deployment sets WithBindAddr, WithTransportAddr and WithCertSource. New
+// fails with an error wrapping ports.ErrInvalidConfig that names the
+// offending option.
 func New(opts ...Option) (*Node, error) {
 	var c config
 	for _, o := range opts {
@@ -136,15 +142,22 @@ func New(opts ...Option) (*Node, error) {
 			return nil, invalid("WithSingleMode", "cannot be combined with gossip options")
 		}
 	} else {
+		if c.transport != nil && (c.certs != nil || c.transportAddr != "" || c.transportAdv != "") {
+			return nil, invalid("WithTransport", "cannot be combined with WithCertSource, WithTransportAddr or WithTransportAdvertiseAddr, which configure the default QUIC transport")
+		}
 		if c.transport == nil {
-			return nil, invalid("WithTransport", "no transport configured: pass WithTransport, or WithSingleMode to run without clustering")
+			tr, err := defaultTransport(&c)
+			if err != nil {
+				return nil, err
+			}
+			c.transport = tr
 		}
 		if c.membership != nil && defaultMembership {
 			return nil, invalid("WithMembership", "cannot be combined with WithBindAddr, WithAdvertiseAddr or WithGossipKey, which configure the default membership")
 		}
 		if c.membership == nil {
 			if c.bindHost == "" && c.bindPort == 0 {
-				c.bindHost, c.bindPort = "0.0.0.0", 7946
+				c.bindHost, c.bindPort = "127.0.0.1", 7946
 			}
 			m, err := mlmember.New(mlmember.Config{
 				BindAddr:      c.bindHost,
@@ -263,3 +276,26 @@ func (n *Node) localMember() ports.LocalMember {
 // MeshStats returns a snapshot of the messaging layer's tables (peers,
 // streams, requests in flight).
 func (n *Node) MeshStats() mesh.Stats { return n.mesh.Stats() }
+
+// defaultTransport builds the QUIC transport with mutual TLS: listening on
+// loopback unless WithTransportAddr says otherwise, with certificates from
+// WithCertSource or else the shared development CA.
+func defaultTransport(c *config) (ports.Transport, error) {
+	certs := c.certs
+	if certs == nil {
+		dev, err := ca.DevCA(ca.DevConfig{NodeID: c.id, Logger: c.logger})
+		if err != nil {
+			return nil, fmt.Errorf("mycorrizal: development CA: %w", err)
+		}
+		certs = dev
+	}
+	addr := c.transportAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	tr, err := quic.New(quic.Config{ListenAddr: addr, AdvertiseAddr: c.transportAdv, Certs: certs, Logger: c.logger})
+	if err != nil {
+		return nil, fmt.Errorf("mycorrizal: QUIC transport: %w", err)
+	}
+	return tr, nil
+}

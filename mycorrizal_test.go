@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.uber.org/goleak"
 
 	"github.com/mycorrizal/mycorrizal"
 	"github.com/mycorrizal/mycorrizal/adapters/transport/mem"
 	"github.com/mycorrizal/mycorrizal/ports"
+	"github.com/mycorrizal/mycorrizal/testkit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -44,6 +44,8 @@ func TestInvalidConfigNamesOption(t *testing.T) {
 		"WithMembership":     {mycorrizal.WithTransport(memTransport(t)), mycorrizal.WithMembership(nil)},
 		"WithReconnect":      {mycorrizal.WithReconnect(0, time.Hour)},
 		"WithRequestTimeout": {mycorrizal.WithRequestTimeout(-time.Second)},
+		"WithCertSource":     {mycorrizal.WithCertSource(nil)},
+		"WithTransportAddr":  {mycorrizal.WithTransportAddr("nowhere")},
 	}
 	for option, opts := range cases {
 		t.Run(option, func(t *testing.T) {
@@ -56,8 +58,9 @@ func TestInvalidConfigNamesOption(t *testing.T) {
 			}
 		})
 	}
-	if _, err := mycorrizal.New(); !errors.Is(err, ports.ErrInvalidConfig) || !strings.Contains(err.Error(), "WithTransport") {
-		t.Fatalf("no transport: %v", err)
+	_, err := mycorrizal.New(mycorrizal.WithTransport(memTransport(t)), mycorrizal.WithTransportAddr("127.0.0.1:0"))
+	if !errors.Is(err, ports.ErrInvalidConfig) || !strings.Contains(err.Error(), "WithTransport") {
+		t.Fatalf("custom transport with QUIC options: %v", err)
 	}
 }
 

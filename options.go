@@ -24,6 +24,7 @@ type config struct {
 	membership ports.Membership
 	discovery  ports.Discovery
 	codec      ports.Codec
+	certs      ports.CertSource
 	seeds      []string
 
 	bindHost      string
@@ -31,6 +32,8 @@ type config struct {
 	advertiseHost string
 	advertisePort int
 	gossipKeys    [][]byte
+	transportAddr string
+	transportAdv  string
 
 	maxFrameSize       int
 	inboxSize          int
@@ -274,6 +277,47 @@ func WithReconnect(interval, timeout time.Duration) Option {
 			return invalid("WithReconnect", "interval %v and timeout %v must be positive", interval, timeout)
 		}
 		c.reconnectInterval, c.reconnectTimeout = interval, timeout
+		return nil
+	}
+}
+
+// WithCertSource sets where the default QUIC transport gets this node's
+// certificate and the CAs it trusts (adapters/certs/ca for a CA you hold,
+// adapters/certs/onepassword for one kept in 1Password, or your own). The
+// default is a development CA shared by the processes of one machine, with
+// a warning in the log: never use it in production.
+func WithCertSource(cs ports.CertSource) Option {
+	return func(c *config) error {
+		if cs == nil {
+			return invalid("WithCertSource", "cert source is nil")
+		}
+		c.certs = cs
+		return nil
+	}
+}
+
+// WithTransportAddr sets the address the default QUIC transport listens on
+// ("host:port"; port 0 picks a free port, which is then advertised through
+// membership). The default is "127.0.0.1:0": loopback, for development.
+func WithTransportAddr(addr string) Option {
+	return func(c *config) error {
+		if _, _, err := splitAddr("WithTransportAddr", addr); err != nil {
+			return err
+		}
+		c.transportAddr = addr
+		return nil
+	}
+}
+
+// WithTransportAdvertiseAddr sets the transport address announced to peers
+// when it differs from the listen address (NAT, containers, or a listen
+// address of 0.0.0.0).
+func WithTransportAdvertiseAddr(addr string) Option {
+	return func(c *config) error {
+		if _, _, err := splitAddr("WithTransportAdvertiseAddr", addr); err != nil {
+			return err
+		}
+		c.transportAdv = addr
 		return nil
 	}
 }

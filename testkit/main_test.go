@@ -3,7 +3,7 @@ package testkit_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/mycorrizal/mycorrizal/testkit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }

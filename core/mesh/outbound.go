@@ -42,6 +42,19 @@ type outLink struct {
 // link returns the live outbound link for key, opening it on first use.
 // Concurrent callers share one dial.
 func (m *Mesh) link(ctx context.Context, key outKey) (*outLink, error) {
+	// Fast path: a live link, under the read lock only.
+	m.mu.RLock()
+	l := m.out[key]
+	m.mu.RUnlock()
+	if l != nil {
+		select {
+		case <-l.ready:
+			if l.dialErr == nil {
+				return l, nil
+			}
+		default:
+		}
+	}
 	for {
 		m.mu.Lock()
 		if m.closed {
