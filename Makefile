@@ -26,8 +26,8 @@ demo: check-go
 ## test: vet, then every test with -race (what CI runs).
 test: check-go test-deps vet
 	$(GO) test $(TEST_FLAGS) ./...
-	# The 1Password SDK's WASM validator takes ~45 s to load under -race, so
-	# its test runs once more here without the race detector.
+	@# The 1Password SDK's WASM validator takes ~45 s to load under -race, so
+	@# its test runs once more here without the race detector.
 	$(GO) test -count=1 -run '^TestSDK$$' ./adapters/certs/onepassword
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 -run=^$$ -bench=. -benchtime=1x ./... >/dev/null
 

@@ -252,14 +252,15 @@ func TestSlowReceiverSlowsSender(t *testing.T) {
 			blocked++
 		}
 	}
-	// Every buffer between sender and handler is bounded: the send queue
-	// (256 frames), the writer's and the reader's 32 KiB bufio buffers, the
-	// stream window (16 KiB), the inbox (16) and the message in the handler.
-	// So when the last Send returned, the receiver must already have handled
-	// all but those; a sender that ran ahead (dropping, or buffering without
-	// bound) would fail this.
+	// Every buffer between sender and handler is bounded: the sender's
+	// 64 KiB pending buffer and the batch it is writing (each plus the frame
+	// that crosses the limit), the reader's
+	// 32 KiB bufio buffer, the stream window (16 KiB), the inbox (16) and the
+	// message in the handler. So when the last Send returned, the receiver
+	// must already have handled all but those; a sender that ran ahead
+	// (dropping, or buffering without bound) would fail this.
 	const frame = 256 + 5
-	inFlight := 256 + 2*(32<<10)/frame + (16<<10)/frame + 16 + 2
+	inFlight := 2*((64<<10)/frame+1) + (32<<10)/frame + (16<<10)/frame + 16 + 2
 	minHandledAtEnd = int64(total - inFlight)
 	if got := handled.Load(); got < minHandledAtEnd {
 		t.Fatalf("sender finished with only %d of %d handled: it was not slowed", got, total)

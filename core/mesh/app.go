@@ -125,13 +125,10 @@ func (a *App) sendOne(ctx context.Context, node ports.NodeID, payload []byte) er
 	if err != nil {
 		return fmt.Errorf("mesh: send to %s app %q: %w", node, a.name, err)
 	}
-	buf := getBuf()
-	*buf, err = wire.AppendData((*buf)[:0], payload, m.cfg.MaxFrameSize)
+	err = l.snd.send(ctx, func(dst []byte) ([]byte, error) {
+		return wire.AppendData(dst, payload, m.cfg.MaxFrameSize)
+	}, l.deadErr)
 	if err != nil {
-		putBuf(buf)
-		return fmt.Errorf("mesh: send to %s app %q: %w", node, a.name, err)
-	}
-	if err := l.snd.enqueue(ctx, buf, l.deadErr); err != nil {
 		return fmt.Errorf("mesh: send to %s app %q: %w", node, a.name, err)
 	}
 	return nil

@@ -24,9 +24,10 @@ type Config struct {
 	// InboxSize is how many messages each application buffers before its
 	// senders block (default 1024).
 	InboxSize int
-	// SendQueueSize is how many frames each outbound stream queues before
-	// its senders block (default 256).
-	SendQueueSize int
+	// SendBufferSize is how many bytes of frames each stream buffers before
+	// its senders block (default 64 KiB; a single larger frame is accepted
+	// when the buffer is empty).
+	SendBufferSize int
 	// MaxPendingRequests bounds the requests in flight from this node
 	// (default 16384).
 	MaxPendingRequests int
@@ -77,7 +78,7 @@ func (c *Config) setDefaults() error {
 	for _, e := range []error{
 		def("MaxFrameSize", &c.MaxFrameSize, wire.DefaultMaxFrameSize),
 		def("InboxSize", &c.InboxSize, 1024),
-		def("SendQueueSize", &c.SendQueueSize, 256),
+		def("SendBufferSize", &c.SendBufferSize, 64<<10),
 		def("MaxPendingRequests", &c.MaxPendingRequests, 16384),
 		def("RequestConcurrency", &c.RequestConcurrency, 64),
 		def("MaxInboundStreamsPerPeer", &c.MaxInboundStreamsPerPeer, 256),

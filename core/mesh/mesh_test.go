@@ -246,7 +246,7 @@ func TestPendingTableBounded(t *testing.T) {
 }
 
 func TestBackpressureNotDrop(t *testing.T) {
-	ns := newNodes(t, 2, func(c *mesh.Config) { c.InboxSize = 4; c.SendQueueSize = 4 }, "sink")
+	ns := newNodes(t, 2, func(c *mesh.Config) { c.InboxSize = 4; c.SendBufferSize = 32 << 10 }, "sink")
 	release := make(chan struct{})
 	var handled atomic.Int64
 	ns[1].m.App("sink").OnMessage(func(ctx context.Context, from ports.NodeID, p []byte) {

@@ -122,15 +122,15 @@ func (l *outLink) dial(ctx context.Context, addr string) error {
 		_ = s.Reset()
 		return fmt.Errorf("stream authenticated as %s: %w", s.Peer(), ports.ErrUnauthenticated)
 	}
-	buf := getBuf()
-	*buf, err = wire.AppendStreamInit((*buf)[:0], m.cfg.Self, l.key.app, l.key.lane)
+	init, err := wire.AppendStreamInit(nil, m.cfg.Self, l.key.app, l.key.lane)
 	if err != nil {
 		_ = s.Reset()
 		return err
 	}
 	l.stream = s
-	l.snd = newSender(s, m.cfg.SendQueueSize, l.done, l.fail)
-	l.snd.queue <- buf // the queue is empty: never blocks
+	l.snd = newSender(s, m.cfg.SendBufferSize, l.done, l.fail)
+	l.snd.buf = append(l.snd.buf, init...) // first on the stream
+	l.snd.wake <- struct{}{}
 
 	m.mu.Lock()
 	if m.closed {

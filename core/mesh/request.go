@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,27 +79,27 @@ func (a *App) Request(ctx context.Context, node ports.NodeID, payload []byte) ([
 		return nil, fmt.Errorf("mesh: request to %s app %q: %w", node, a.name, err)
 	}
 	id := m.nextID.Add(1)
-	ch := make(chan response, 1)
+	ch := respChanPool.Get().(chan response)
 	if err := l.addPending(id, ch); err != nil {
+		respChanPool.Put(ch)
 		return nil, fmt.Errorf("mesh: request to %s app %q: %w", node, a.name, err)
 	}
 	var timeoutMS uint32
 	if dl, ok := ctx.Deadline(); ok {
 		timeoutMS = uint32(max(1, min(time.Until(dl).Milliseconds(), 1<<31)))
 	}
-	buf := getBuf()
-	*buf, err = wire.AppendRequest((*buf)[:0], id, timeoutMS, payload, m.cfg.MaxFrameSize)
-	if err == nil {
-		err = l.snd.enqueue(ctx, buf, l.deadErr)
-	} else {
-		putBuf(buf)
-	}
+	err = l.snd.send(ctx, func(dst []byte) ([]byte, error) {
+		return wire.AppendRequest(dst, id, timeoutMS, payload, m.cfg.MaxFrameSize)
+	}, l.deadErr)
 	if err != nil {
 		l.dropPending(id)
 		return nil, fmt.Errorf("mesh: request to %s app %q: %w", node, a.name, err)
 	}
 	select {
 	case r := <-ch:
+		// Whoever sent on ch removed it from the pending table first, so
+		// nobody else holds it: it can be reused.
+		respChanPool.Put(ch)
 		if r.err != nil {
 			return nil, fmt.Errorf("mesh: request to %s app %q: %w", node, a.name, r.err)
 		}
@@ -108,6 +109,11 @@ func (a *App) Request(ctx context.Context, node ports.NodeID, payload []byte) ([
 		return nil, fmt.Errorf("mesh: request to %s app %q: no response: %w", node, a.name, ctx.Err())
 	}
 }
+
+// respChanPool recycles the one-slot channels requests wait on. A channel
+// goes back only after its response was received; one whose caller gave up
+// may still receive a late response, so it is left to the collector.
+var respChanPool = sync.Pool{New: func() any { return make(chan response, 1) }}
 
 func responseResult(node ports.NodeID, app string, f wire.Frame) ([]byte, error) {
 	switch f.Status {
@@ -151,7 +157,7 @@ func (a *App) readRequests(ctx context.Context, from ports.NodeID, s ports.Strea
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var failErr atomic.Pointer[error]
-	snd := newSender(s, m.cfg.SendQueueSize, ctx.Done(), func(err error) {
+	snd := newSender(s, m.cfg.SendBufferSize, ctx.Done(), func(err error) {
 		failErr.Store(&err)
 		cancel()
 		_ = s.Reset()
@@ -208,14 +214,15 @@ func (a *App) handleRequest(ctx context.Context, from ports.NodeID, f wire.Frame
 	} else {
 		resp, status, msg = a.invoke(hctx, from, f.Payload)
 	}
-	buf := getBuf()
-	var err error
-	*buf, err = wire.AppendResponse((*buf)[:0], f.ID, status, msg, resp, m.cfg.MaxFrameSize)
-	if err != nil {
-		*buf, _ = wire.AppendResponse((*buf)[:0], f.ID, wire.StatusHandlerError,
-			fmt.Sprintf("response of %d bytes exceeds the frame limit", len(resp)), nil, m.cfg.MaxFrameSize)
+	encode := func(dst []byte) ([]byte, error) {
+		out, err := wire.AppendResponse(dst, f.ID, status, msg, resp, m.cfg.MaxFrameSize)
+		if err != nil {
+			return wire.AppendResponse(dst, f.ID, wire.StatusHandlerError,
+				fmt.Sprintf("response of %d bytes exceeds the frame limit", len(resp)), nil, m.cfg.MaxFrameSize)
+		}
+		return out, nil
 	}
-	if err := snd.enqueue(ctx, buf, deadErr); err != nil && !errors.Is(err, ports.ErrPeerGone) && ctx.Err() == nil {
+	if err := snd.send(ctx, encode, deadErr); err != nil && !errors.Is(err, ports.ErrPeerGone) && ctx.Err() == nil {
 		m.log.Debug("could not send response", "app", a.name, "to", string(from), "err", err)
 	}
 }
