@@ -100,7 +100,9 @@ func (m *Mesh) closePeer(id ports.NodeID, why string) {
 	for _, l := range ins {
 		_ = l.stream.Reset()
 	}
-	if pc, ok := m.cfg.Transport.(ports.PeerCloser); ok && (len(outs) > 0 || len(ins) > 0) {
+	// Close the connection too, even when no stream is open on it (the
+	// transport may keep one for idle streams it already reset).
+	if pc, ok := m.cfg.Transport.(ports.PeerCloser); ok {
 		_ = pc.ClosePeer(id)
 	}
 	if len(outs) > 0 || len(ins) > 0 {
