@@ -44,6 +44,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("mycorrizal: start membership: %w", err)
 	}
 	n.mesh.SetMembers(n.membership.Members())
+	n.cache.Refresh()
 	if err := n.mesh.Start(); err != nil {
 		_ = n.membership.Close()
 		_ = n.transport.Close()
@@ -103,6 +104,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
 		}
 	}
+	if err := n.cache.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("cache: %w", err))
+	}
 	if err := n.mesh.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -131,6 +135,7 @@ func (n *Node) eventLoop() {
 	for ev := range n.membership.Events() {
 		n.log.Debug("member event", "event", ev.Type.String(), "member", string(ev.Member.ID))
 		n.mesh.HandleEvent(ev)
+		n.cache.HandleEvent(ev)
 		n.reconnect.observe(ev)
 	}
 }

@@ -29,8 +29,10 @@ import (
 
 	"github.com/mycorrizal/mycorrizal/adapters/certs/ca"
 	gobcodec "github.com/mycorrizal/mycorrizal/adapters/codec/gob"
+	rawcodec "github.com/mycorrizal/mycorrizal/adapters/codec/raw"
 	mlmember "github.com/mycorrizal/mycorrizal/adapters/membership/memberlist"
 	"github.com/mycorrizal/mycorrizal/adapters/transport/quic"
+	"github.com/mycorrizal/mycorrizal/core/cache"
 	"github.com/mycorrizal/mycorrizal/core/mesh"
 	"github.com/mycorrizal/mycorrizal/ports"
 )
@@ -68,6 +70,7 @@ type Node struct {
 	seeds      []string
 	joinRetry  time.Duration
 	mesh       *mesh.Mesh
+	cache      *cache.Cache
 
 	transportAddr string // set by Start
 
@@ -190,6 +193,16 @@ func New(opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mycorrizal: %w", err)
 	}
+	cc, err := cache.New(cache.Config{
+		Mesh:     ms,
+		Logger:   c.logger,
+		NewStore: c.newStore,
+		Codecs:   map[string]ports.Codec{c.codec.Name(): c.codec, "gob": gobcodec.New(), "raw": rawcodec.New()},
+	})
+	if err != nil {
+		_ = ms.Close(context.Background())
+		return nil, fmt.Errorf("mycorrizal: cache: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		id:         c.id,
@@ -202,6 +215,7 @@ func New(opts ...Option) (*Node, error) {
 		seeds:      c.seeds,
 		joinRetry:  c.joinRetry,
 		mesh:       ms,
+		cache:      cc,
 		ctx:        ctx,
 		cancel:     cancel,
 		ready:      make(chan struct{}),
@@ -210,6 +224,7 @@ func New(opts ...Option) (*Node, error) {
 	if !c.single {
 		if err := n.registerKeysApp(); err != nil {
 			cancel()
+			_ = cc.Close()
 			_ = ms.Close(context.Background())
 			return nil, fmt.Errorf("mycorrizal: %w", err)
 		}
@@ -298,4 +313,15 @@ func defaultTransport(c *config) (ports.Transport, error) {
 		return nil, fmt.Errorf("mycorrizal: QUIC transport: %w", err)
 	}
 	return tr, nil
+}
+
+// Cache returns Mycel, the node's distributed cache: cluster-wide buckets of
+// keys placed on their owners by rendezvous hashing.
+func (n *Node) Cache() *cache.Cache { return n.cache }
+
+// TypedBucket returns a typed handle on an existing bucket of n's cache,
+// whose values of type T are encoded with the bucket's codec (GOB unless the
+// bucket names another).
+func TypedBucket[T any](n *Node, name string) (*cache.Bucket[T], error) {
+	return cache.Typed[T](n.cache, name)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mycorrizal/mycorrizal/core/cache"
 	"github.com/mycorrizal/mycorrizal/ports"
 )
 
@@ -25,6 +26,7 @@ type config struct {
 	discovery  ports.Discovery
 	codec      ports.Codec
 	certs      ports.CertSource
+	newStore   func(bucket string, o cache.BucketOptions) (ports.Store, error)
 	seeds      []string
 
 	bindHost      string
@@ -318,6 +320,19 @@ func WithTransportAdvertiseAddr(addr string) Option {
 			return err
 		}
 		c.transportAdv = addr
+		return nil
+	}
+}
+
+// WithStore sets how each cache bucket's local storage is built: fn gets
+// the bucket's name and options and returns a ports.Store. The default is
+// the core's LRU with TTL and the bucket's limits.
+func WithStore(fn func(bucket string, o cache.BucketOptions) (ports.Store, error)) Option {
+	return func(c *config) error {
+		if fn == nil {
+			return invalid("WithStore", "store factory is nil")
+		}
+		c.newStore = fn
 		return nil
 	}
 }

@@ -5,10 +5,130 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 count=${BENCH_COUNT:-3}
-mesh_cmd="go test -run='^\$' -bench='^BenchmarkMem' -benchmem -count=1 -benchtime=2s ."
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+mesh_cmd="go test -run='^\$' -bench='^BenchmarkMem(Request|Send)' -benchmem -count=1 -benchtime=2s ."
 rpc_cmd="go test -run='^\$' -bench='^BenchmarkRPC\$' -benchmem -count=$count -benchtime=2s ."
+local_cmd="go test -run='^\$' -bench='^BenchmarkLocalGet\$' -benchmem -count=$count -benchtime=1s ."
+memory_cmd="go test -run='^\$' -bench='^BenchmarkMemoryPerEntry\$' -count=1 -benchtime=1x ."
+remote_cmd="go test -run='^\$' -bench='^BenchmarkRemote\$' -benchmem -count=$count -benchtime=2s ."
 mesh_out=$(eval "$mesh_cmd" 2>&1 | tee /dev/stderr)
 rpc_out=$(eval "$rpc_cmd" 2>&1 | tee /dev/stderr)
+local_out=$(eval "$local_cmd" 2>&1 | tee /dev/stderr)
+memory_out=$(eval "$memory_cmd" 2>&1 | tee /dev/stderr)
+remote_out=$(eval "$remote_cmd" 2>&1 | tee /dev/stderr)
+
+procs=$(awk '/^Benchmark/ { n = $1; sub(/.*-/, "", n); print n; exit }' <<<"$local_out")
+procs=${procs:-1}
+modver() { go list -m -f '{{.Version}}' "$1" 2>/dev/null || echo "?"; }
+if command -v redis-server >/dev/null; then
+  redis_version=$(redis-server --version | grep -oE 'v=[^ ]+' | sed 's/^v=//')
+else
+  redis_version="(not installed, so skipped)"
+fi
+
+# medians reads benchmark output and prints, for each benchmark (name
+# without the -GOMAXPROCS suffix) and unit, the median over the runs:
+# "name unit value".
+medians() {
+  awk '
+    /^Benchmark/ {
+      name = $1; sub(/-[0-9]+$/, "", name)
+      for (i = 3; i < NF; i += 2) {
+        key = name SUBSEP $(i+1)
+        if (!(key in vals)) order[++n] = key
+        vals[key] = vals[key] " " $i
+      }
+    }
+    function median(list,   a, m, i, j, t) {
+      m = split(list, a, " ")
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return a[int((m + 1) / 2)]
+    }
+    END { for (k = 1; k <= n; k++) { split(order[k], p, SUBSEP); print p[1], p[2], median(vals[order[k]]) } }'
+}
+
+# Shared awk helpers for the tables below: v(name, unit) is a median or ""
+# when missing; num/ratio format a figure or "n/a".
+awk_lib='
+  { m[$1, $2] = $3 }
+  function v(name, unit) { return ((name, unit) in m) ? m[name, unit] : "" }
+  function num(x, fmt) { return x == "" ? "n/a" : sprintf(fmt, x) }
+  function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "n/a" : sprintf("%.2fx", a / b) }
+  function met(r, op, target,   x) {
+    if (r == "n/a") return "n/a"
+    x = substr(r, 1, length(r) - 1) + 0
+    return (op == "<=" ? x <= target : x >= target) ? "met" : "not met"
+  }
+  function judged(r, op, target) { return r == "n/a" ? r : r " (" met(r, op, target) ")" }
+'
+
+# local_table prints each system's median Get ns/op sequential and
+# parallel, the ratios to otter, the scaling and the allocations.
+local_table() {
+  medians <<<"$local_out" | awk "$awk_lib"'
+    END {
+      print "| system | seq ns/op | seq vs otter | parallel ns/op | parallel vs otter | scaling (seq/parallel) | allocs/op seq, parallel |"
+      print "|---|---|---|---|---|---|---|"
+      os = v("BenchmarkLocalGet/sys=otter/mode=seq", "ns/op"); op = v("BenchmarkLocalGet/sys=otter/mode=parallel", "ns/op")
+      split("mycorrizal otter lru", systems, " ")
+      for (k = 1; k <= 3; k++) {
+        s = "BenchmarkLocalGet/sys=" systems[k]
+        sq = v(s "/mode=seq", "ns/op"); pa = v(s "/mode=parallel", "ns/op")
+        printf "| %s | %s | %s | %s | %s | %s | %s, %s |\n", systems[k], num(sq, "%.1f"), ratio(sq, os), num(pa, "%.1f"), ratio(pa, op), ratio(sq, pa),
+          num(v(s "/mode=seq", "allocs/op"), "%d"), num(v(s "/mode=parallel", "allocs/op"), "%d")
+      }
+    }'
+}
+
+# local_verdict states the local targets as met or not.
+local_verdict() {
+  medians <<<"$local_out" | awk -v procs="$procs" "$awk_lib"'
+    END {
+      s = "BenchmarkLocalGet/sys=mycorrizal/mode="; o = "BenchmarkLocalGet/sys=otter/mode="
+      rs = ratio(v(s "seq", "ns/op"), v(o "seq", "ns/op")); rp = ratio(v(s "parallel", "ns/op"), v(o "parallel", "ns/op"))
+      sc = ratio(v(s "seq", "ns/op"), v(s "parallel", "ns/op"))
+      printf "- ns/op at most 1.50x otter'"'"'s: sequential %s (%s), parallel %s (%s)\n", rs, met(rs, "<=", 1.5), rp, met(rp, "<=", 1.5)
+      a1 = v(s "seq", "allocs/op"); a2 = v(s "parallel", "allocs/op")
+      printf "- 0 allocs/op: %s, %s (%s)\n", num(a1, "%d"), num(a2, "%d"), (a1 == "0" && a2 == "0") ? "met" : "not met"
+      printf "- scaling to %d cores: %s (linear would be %d.00x)\n", procs, sc, procs
+    }'
+}
+
+# memory_table prints each system's heap overhead per entry.
+memory_table() {
+  medians <<<"$memory_out" | awk "$awk_lib"'
+    END {
+      print "| system | overhead per entry (B) | target | Olric v0.6.1 |"
+      print "|---|---|---|---|"
+      x = v("BenchmarkMemoryPerEntry/sys=mycorrizal", "B/entry-overhead")
+      printf "| mycorrizal | %s | at most 80 B (%s) | 231 B |\n", num(x, "%.1f"), x == "" ? "n/a" : (x + 0 <= 80 ? "met" : "not met")
+      printf "| otter | %s | | |\n", num(v("BenchmarkMemoryPerEntry/sys=otter", "B/entry-overhead"), "%.1f")
+    }'
+}
+
+# remote_table prints, per operation, the sequential p50 and p99 and the
+# 64-caller ops/s of each system, the ratios mycorrizal/Redis and the bar
+# Olric v0.6.1 set against Redis in the same set-up.
+remote_table() {
+  medians <<<"$remote_out" | awk "$awk_lib"'
+    END {
+      print "| op | p50 mycorrizal (µs) | p50 Redis (µs) | p50 ratio | Olric p50 ratio | p99 mycorrizal (µs) | p99 Redis (µs) | 64-caller ops/s mycorrizal | 64-caller ops/s Redis | ops/s ratio | Olric ops/s ratio |"
+      print "|---|---|---|---|---|---|---|---|---|---|---|"
+      split("get set", ops, " "); split("GET SET", names, " ")
+      olricP["get"] = 0.28; olricO["get"] = 1.44; olricP["set"] = 0.26; olricO["set"] = 1.61
+      for (k = 1; k <= 2; k++) {
+        op = ops[k]; s1 = "BenchmarkRemote/op=" op "/callers=1/sys="; s64 = "BenchmarkRemote/op=" op "/callers=64/sys="
+        mp = v(s1 "mycorrizal", "p50-µs"); rp = v(s1 "redis", "p50-µs")
+        mo = v(s64 "mycorrizal", "ops/s"); ro = v(s64 "redis", "ops/s")
+        pr = ratio(mp, rp); orr = ratio(mo, ro)
+        printf "| %s | %s | %s | %s | %.2fx | %s | %s | %s | %s | %s | %.2fx |\n", names[k],
+          num(mp, "%.1f"), num(rp, "%.1f"), judged(pr, "<=", olricP[op]), olricP[op],
+          num(v(s1 "mycorrizal", "p99-µs"), "%.1f"), num(v(s1 "redis", "p99-µs"), "%.1f"),
+          num(mo, "%.0f"), num(ro, "%.0f"), judged(orr, ">=", olricO[op]), olricO[op]
+      }
+      printf "\nKeys owned by a node other than the driving one: %s%%.\n", num(v("BenchmarkRemote/op=get/callers=1/sys=mycorrizal", "remote-%"), "%.1f")
+    }'
+}
 
 # rpc_table prints, per payload size and caller count, the median p50 and
 # ops/s of each system over the runs and the ratios mycorrizal/nats.
@@ -48,6 +168,7 @@ rpc_table() {
   echo
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
   echo "- $(go version)"
+  echo "- load average (1, 5, 15 min) when the run started: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "## Request/response over QUIC against NATS"
   echo
@@ -68,6 +189,76 @@ rpc_table() {
   echo
   echo '```'
   echo "$rpc_out" | grep -E '^(Benchmark|cpu)'
+  echo '```'
+  echo "</details>"
+  echo
+  echo "## Distributed cache: local hit Get against otter and golang-lru"
+  echo
+  echo "100,000 entries of 16-byte keys and 100-byte values, all present, at the"
+  echo "same capacity (100,000) in each cache, the same keys and values: Mycorrizal's"
+  echo "default store (\`cache.Store\`, each bucket's local store; no expiry on the"
+  echo "entries, raw \`[]byte\` values, \`Get\` returns the stored slice), otter"
+  echo "$(modver github.com/maypok86/otter/v2) (\`Cache[string][]byte\` with \`MaximumSize\`, \`GetIfPresent\`) and golang-lru"
+  echo "$(modver github.com/hashicorp/golang-lru/v2) \`expirable\` (\`NewLRU\` with the size and a TTL of an hour). Reads"
+  echo "are scattered over all the keys in one fixed order. \`seq\`: one goroutine;"
+  echo "\`parallel\`: \`RunParallel\` on GOMAXPROCS=$procs goroutines (ns/op is wall time per"
+  echo "Get across them). Scaling is seq ns/op divided by parallel ns/op ($procs.00x"
+  echo "would be linear). Medians of $count runs. Targets: at most 1.50x otter's"
+  echo "ns/op, 0 allocs/op, near-linear scaling."
+  echo
+  echo "Command: \`cd bench && $local_cmd\`"
+  echo
+  local_table
+  echo
+  local_verdict
+  echo
+  echo "## Distributed cache: memory per entry"
+  echo
+  echo "Heap overhead per entry beyond the key and value bytes with 1,000,000 entries"
+  echo "of 16-byte keys and 100-byte values: live heap (\`HeapAlloc\` after"
+  echo "\`runtime.GC\`) after filling a new cache minus before, minus 116 bytes per"
+  echo "entry held, divided by the entries held. Everything the cache keeps alive"
+  echo "counts, size-class rounding included. Mycorrizal's store copies key and value"
+  echo "into one allocation of its own; otter keeps the caller's key string and a"
+  echo "value slice allocated per entry, as an application would. One run (the figure"
+  echo "is deterministic to within a byte)."
+  echo
+  echo "Command: \`cd bench && $memory_cmd\`"
+  echo
+  memory_table
+  echo
+  echo "## Distributed cache: remote Get and Set against Redis"
+  echo
+  echo "Three Mycorrizal nodes in one process on the embedded defaults (memberlist"
+  echo "gossip, QUIC with mutual TLS 1.3 on every link, loopback), one bucket (raw"
+  echo "codec, one owner per key), 10,000 keys of 16 bytes with 100-byte values"
+  echo "preloaded, every operation driven through the first node; against Redis"
+  echo "$redis_version (Debian's redis-server, started by the benchmark on a loopback"
+  echo "port with \`--save \"\" --appendonly no\`) through go-redis"
+  echo "$(modver github.com/redis/go-redis/v9) with a pool of 64 from the same process. The same keys and values,"
+  echo "the same run; each sub-benchmark cycles through the keys. p50/p99 are of"
+  echo "one caller (sequential); ops/s of 64 concurrent callers. Medians of $count runs."
+  echo "Ratios are mycorrizal / Redis (p50: lower is better; ops/s: higher is"
+  echo "better). The bar is Olric v0.6.1 (the embedded Go peer: 3 embedded nodes in"
+  echo "one process, replica count 1, no TLS) measured on this kind of machine in the"
+  echo "same set-up: GET p50 0.28x Redis's and 64-caller GET ops/s 1.44x; Put 0.26x and"
+  echo "1.61x. Target: at least as good as those ratios."
+  echo
+  echo "Command: \`cd bench && $remote_cmd\`"
+  echo
+  remote_table
+  if ! command -v redis-server >/dev/null; then
+    echo
+    echo "The Redis side was skipped: redis-server is not installed and the benchmark"
+    echo "could not install it (it runs apt-get install redis-server when run as root)."
+  fi
+  echo
+  echo "<details><summary>raw output (local Get, memory, remote)</summary>"
+  echo
+  echo '```'
+  echo "$local_out" | grep -E '^(Benchmark|cpu)'
+  echo "$memory_out" | grep -E '^Benchmark'
+  echo "$remote_out" | grep -E '^(Benchmark|.*--- SKIP|.*_test\.go:[0-9]+: )' || true
   echo '```'
   echo "</details>"
   echo

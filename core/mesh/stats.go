@@ -1,5 +1,7 @@
 package mesh
 
+import "github.com/mycorrizal/mycorrizal/core/wire"
+
 // Stats is a snapshot of a mesh's tables, for metrics and tests.
 type Stats struct {
 	// Peers is the number of live peers the mesh knows.
@@ -26,4 +28,10 @@ func (m *Mesh) Stats() Stats {
 		l.mu.Unlock()
 	}
 	return s
+}
+
+// MaxPayload returns the largest request payload the mesh sends (the
+// maximum frame size less the request frame's own bytes).
+func (m *Mesh) MaxPayload() int {
+	return m.cfg.MaxFrameSize - (wire.RequestOverhead - wire.HeaderSize + 1)
 }

@@ -3,7 +3,8 @@
 // sockets on loopback (hashicorp/memberlist, UDP and TCP), application
 // traffic over QUIC with mutual TLS (certificates minted by the shared
 // development CA), a broadcast, requests with responses between every pair,
-// and a graceful leave.
+// the distributed cache (a bucket, keys set and read across nodes, a
+// cluster-wide single-flight load), and a graceful leave.
 //
 // It prints what happens and exits by itself within seconds.
 //
@@ -15,11 +16,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mycorrizal/mycorrizal"
+	"github.com/mycorrizal/mycorrizal/core/cache"
 	"github.com/mycorrizal/mycorrizal/ports"
 )
 
@@ -151,6 +155,48 @@ func run() error {
 		}
 	}
 
+	fmt.Println("\n== distributed cache (Mycel)")
+	if err := nodes[0].Cache().CreateBucket(ctx, "sessions", cache.BucketOptions{DefaultTTL: time.Minute}); err != nil {
+		return err
+	}
+	for !hasBucket(nodes, "sessions") {
+		if ctx.Err() != nil {
+			return fmt.Errorf("bucket not known everywhere: %w", ctx.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 6 {
+		key := fmt.Sprintf("user:%d", i)
+		if err := nodes[i%3].Cache().Set(ctx, "sessions", key, []byte("session-of-"+key), 0); err != nil {
+			return err
+		}
+	}
+	for i := range 6 {
+		key := fmt.Sprintf("user:%d", i)
+		reader := nodes[(i+1)%3]
+		v, err := reader.Cache().Get(ctx, "sessions", key)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s set on %s, owned by %s, read on %s: %q\n", key, nodes[i%3].ID(), reader.Cache().Owner("sessions", key), reader.ID(), v)
+	}
+	var loads atomic.Int32
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() {
+			v, err := n.Cache().GetOrLoad(ctx, "sessions", "report", func(ctx context.Context) ([]byte, time.Duration, error) {
+				loads.Add(1)
+				time.Sleep(100 * time.Millisecond) // an expensive query
+				return []byte("computed once by " + string(n.ID())), 0, nil
+			})
+			if err == nil {
+				fmt.Printf("%s GetOrLoad(report) = %q\n", n.ID(), v)
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("three nodes asked at once; the loader ran %d time(s)\n", loads.Load())
+
 	fmt.Println("\n== graceful leave")
 	last := nodes[len(nodes)-1]
 	nodes = nodes[:len(nodes)-1]
@@ -172,6 +218,15 @@ func run() error {
 	fmt.Printf("%s left; %s now sees %d members; a request to it fails at once: %v\n", last.ID(), nodes[0].ID(), len(nodes[0].Members()), err)
 	fmt.Println()
 	return nil
+}
+
+func hasBucket(nodes []*mycorrizal.Node, name string) bool {
+	for _, n := range nodes {
+		if !slices.Contains(n.Cache().Buckets(), name) {
+			return false
+		}
+	}
+	return true
 }
 
 func converged(nodes []*mycorrizal.Node) bool {
