@@ -15,8 +15,9 @@
 // Beyond what ports.Store documents, the suite requires that
 //
 //   - the store reads the time from the FakeClock it is given;
-//   - LRU order is exact for the small limits the suite uses (at most 100
-//     entries and 1000 bytes): a sharded store must use one shard there;
+//   - LRU order is exact for the small limits of the subtests that check it
+//     (at most 4 entries or 100 bytes), used from one goroutine: a sharded
+//     store must use one shard there;
 //   - Set copies the caller's value, and a value returned by Get does not
 //     change when the key is written again;
 //   - an entry expires at its ExpiresAt, as ports.Entry.Expired says;
