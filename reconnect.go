@@ -81,10 +81,3 @@ func (r *reconnector) pick(now time.Time) (string, ports.NodeID, bool) {
 	id := ids[rand.IntN(len(ids))]
 	return r.failed[id].addr, id, true
 }
-
-// len returns how many failed members are remembered.
-func (r *reconnector) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.failed)
-}

@@ -172,13 +172,6 @@ func (m *Mesh) Close(ctx context.Context) error {
 	}
 }
 
-// isClosed reports whether Close has been called.
-func (m *Mesh) isClosed() bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.closed
-}
-
 // acceptLoop accepts streams until the mesh closes.
 func (m *Mesh) acceptLoop() {
 	defer m.wg.Done()
