@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,9 @@ type Config struct {
 	// Codecs are the codecs typed helpers may use, by name; "gob" is
 	// required for buckets that name none.
 	Codecs map[string]ports.Codec
+	// MaxBuckets bounds how many buckets this node keeps (default 1024).
+	// Definitions arrive from peers, so the table they fill is bounded.
+	MaxBuckets int
 	// MaxLoads bounds the loads in flight this node coordinates as owner
 	// (default 65536).
 	MaxLoads int
@@ -83,6 +87,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBuckets <= 0 {
+		cfg.MaxBuckets = 1024
 	}
 	if cfg.MaxLoads <= 0 {
 		cfg.MaxLoads = 65536
@@ -214,12 +221,7 @@ func (c *Cache) bucket(name string) (*bucket, error) {
 func (c *Cache) Buckets() []string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	names := make([]string, 0, len(c.buckets))
-	for n := range c.buckets {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(c.buckets))
 }
 
 // Stats returns this node's counters for the named bucket.

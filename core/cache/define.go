@@ -27,6 +27,9 @@ func (c *Cache) define(name string, o BucketOptions) error {
 		}
 		return nil
 	}
+	if len(c.buckets) >= c.cfg.MaxBuckets {
+		return fmt.Errorf("cache: bucket %q: this node already holds the maximum of %d buckets: %w", name, c.cfg.MaxBuckets, ports.ErrInvalidConfig)
+	}
 	if _, ok := c.cfg.Codecs[o.Codec]; !ok && len(c.cfg.Codecs) > 0 {
 		return fmt.Errorf("cache: bucket %q: unknown codec %q: %w", name, o.Codec, ports.ErrInvalidConfig)
 	}

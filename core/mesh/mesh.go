@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -124,12 +125,7 @@ func (m *Mesh) App(name string) *App {
 func (m *Mesh) Apps() []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	names := make([]string, 0, len(m.apps))
-	for n := range m.apps {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(m.apps))
 }
 
 // Close stops accepting, resets every stream, fails requests in flight with
