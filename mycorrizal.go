@@ -17,6 +17,7 @@
 package mycorrizal
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -263,25 +264,27 @@ func (n *Node) RegisterApplication(name string) (*App, error) {
 // Application returns the registered application named name, or nil.
 func (n *Node) Application(name string) *App { return n.mesh.App(name) }
 
-// Members returns the live members of the cluster, this node included.
+// Members returns the live members of the cluster, this node included,
+// sorted by ID. It is the view this node has applied: a member missing
+// here is one that messages and requests already fail fast for with
+// ports.ErrUnknownNode.
 func (n *Node) Members() []ports.Member {
 	n.mu.Lock()
 	started := n.started
 	n.mu.Unlock()
+	self := ports.Member{ID: n.id, Apps: n.mesh.Apps(), Version: ProtocolVersion, State: ports.StateAlive}
 	if n.single || !started {
-		return []ports.Member{{ID: n.id, Apps: n.mesh.Apps(), Version: ProtocolVersion, State: ports.StateAlive}}
+		return []ports.Member{self}
 	}
-	ms := n.membership.Members()
-	slices.SortFunc(ms, func(a, b ports.Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
+	for _, m := range n.membership.Members() {
+		if m.ID == n.id {
+			self = m
+			break
 		}
-		return 0
-	})
-	return ms
+	}
+	peers := n.mesh.Peers()
+	i, _ := slices.BinarySearchFunc(peers, n.id, func(m ports.Member, id ports.NodeID) int { return cmp.Compare(m.ID, id) })
+	return slices.Insert(peers, i, self)
 }
 
 func (n *Node) localMember() ports.LocalMember {

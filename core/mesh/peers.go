@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -59,6 +60,19 @@ func (m *Mesh) Peer(id ports.NodeID) (ports.Member, bool) {
 	defer m.mu.RUnlock()
 	p, ok := m.peers[id]
 	return p, ok
+}
+
+// Peers returns the live peers the mesh routes to (this node excluded),
+// sorted by ID: the membership view as far as the mesh has applied it.
+func (m *Mesh) Peers() []ports.Member {
+	m.mu.RLock()
+	ps := make([]ports.Member, 0, len(m.peers))
+	for _, p := range m.peers {
+		ps = append(ps, p)
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(ps, func(a, b ports.Member) int { return cmp.Compare(a.ID, b.ID) })
+	return ps
 }
 
 // nodesHosting returns the live peers (not this node) that host app, sorted.
