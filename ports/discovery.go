@@ -38,3 +38,16 @@ type Registrar interface {
 	// blocks until the backend confirmed or ctx ends.
 	Deregister(ctx context.Context) error
 }
+
+// Watcher is an optional interface of a Discovery backend that can wait
+// for its answer to change (Consul's blocking queries), so the node finds a
+// new peer at once instead of at its next periodic discovery.
+type Watcher interface {
+	// WaitChange blocks until the backend's answer differs from prev (as a
+	// set) and returns the new answer, or returns ctx's error when ctx ends
+	// first, or an error when the backend cannot be asked (the caller backs
+	// off and calls again). It may return early with an unchanged answer,
+	// for example when the backend's own wait times out. Safe for
+	// concurrent use.
+	WaitChange(ctx context.Context, prev []string) ([]string, error)
+}

@@ -3,7 +3,8 @@
 // changes are seen on the next call (no stale cache), an empty backend is
 // "none found" rather than an error, a failing backend is an error rather
 // than a hang or a panic, ctx is honoured, concurrent calls are safe, and an
-// adapter that is also a ports.Registrar makes its registration visible.
+// adapter that is also a ports.Registrar makes its registration visible, and
+// one that is a ports.Watcher wakes promptly when its answer changes.
 //
 // An adapter's test supplies a Backend: a fake or real service (an
 // in-process DNS server, dnsmasq, a fake Consul agent) that it controls.
@@ -117,6 +118,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		}
 		t.Logf("broken backend: %v", err)
 	})
+	t.Run("Watcher", func(t *testing.T) { runWatcher(t, newBackend) })
 	t.Run("Registrar", func(t *testing.T) {
 		b := newBackend(t)
 		d := b.Discovery(t)
@@ -139,6 +141,64 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 			t.Fatalf("second Deregister: %v", err)
 		}
 	})
+}
+
+// runWatcher checks that WaitChange wakes soon after the answer changes.
+func runWatcher(t *testing.T, newBackend func(t *testing.T) Backend) {
+	b := newBackend(t)
+	d := b.Discovery(t)
+	w, ok := d.(ports.Watcher)
+	if !ok {
+		t.Skip("not a Watcher")
+	}
+	first := []string{"127.0.0.1:7001"}
+	b.SetInstances(t, first)
+	expect(t, d, first)
+	type result struct {
+		addrs []string
+		err   error
+	}
+	done := make(chan result, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		prev := first
+		for {
+			addrs, err := w.WaitChange(ctx, prev)
+			if err != nil || same(addrs, prev) != nil {
+				done <- result{addrs, err}
+				return
+			}
+		}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("WaitChange returned before any change: %v %v", r.addrs, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	second := []string{"127.0.0.1:7001", "127.0.0.2:7002"}
+	changed := time.Now()
+	b.SetInstances(t, second)
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("WaitChange: %v", r.err)
+		}
+		if err := same(r.addrs, second); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("WaitChange woke %v after the change", time.Since(changed).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitChange did not wake within 5s of a change")
+	}
+	cancel()
+	start := time.Now()
+	if _, err := w.WaitChange(ctx, second); err == nil {
+		t.Fatal("WaitChange with a cancelled ctx returned no error")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("WaitChange with a cancelled ctx took %v", d)
+	}
 }
 
 func discover(d ports.Discovery, timeout time.Duration) ([]string, error) {
