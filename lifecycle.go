@@ -55,6 +55,14 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.eventLoop()
 	n.joinWG.Add(1)
 	go n.joinLoop()
+	if w, ok := n.discovery.(ports.Watcher); ok {
+		n.joinWG.Add(1)
+		go n.watchLoop(w)
+	}
+	if r, ok := n.discovery.(ports.Registrar); ok {
+		n.joinWG.Add(1)
+		go n.registerLoop(r)
+	}
 	n.log.Info("node started", "transport", addr, "apps", n.mesh.Apps())
 	return nil
 }
@@ -100,6 +108,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.joinWG.Wait()
 	var errs []error
 	if started && !n.single {
+		if err := n.deregister(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("deregister from discovery: %w", err))
+		}
 		if err := n.membership.Leave(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
 		}
@@ -149,6 +160,7 @@ func (n *Node) joinLoop() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	lastReconnect := time.Now()
+	lastDiscovery := time.Now()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -157,6 +169,10 @@ func (n *Node) joinLoop() {
 		}
 		if len(n.membership.Members()) <= 1 {
 			n.join()
+			lastDiscovery = time.Now()
+		} else if n.discovery != nil && time.Since(lastDiscovery) >= n.discoveryInterval {
+			lastDiscovery = time.Now()
+			n.rediscover("periodic discovery")
 		}
 		n.markReady()
 		if time.Since(lastReconnect) >= n.reconnect.interval {
@@ -165,7 +181,7 @@ func (n *Node) joinLoop() {
 				n.joinAddrs("reconnect", []string{addr}, "member", string(id))
 			}
 		}
-		timer.Reset(min(n.joinRetry, n.reconnect.interval))
+		timer.Reset(min(n.joinRetry, n.reconnect.interval, n.discoveryInterval))
 	}
 }
 

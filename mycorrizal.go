@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +71,10 @@ type Node struct {
 	codec      ports.Codec
 	seeds      []string
 	joinRetry  time.Duration
+	// discoveryInterval is how often a node with peers re-runs discovery.
+	discoveryInterval time.Duration
+	// registered is set once a Registrar accepted this node.
+	registered atomic.Bool
 	mesh       *mesh.Mesh
 	cache      *cache.Cache
 
@@ -124,6 +129,9 @@ func New(opts ...Option) (*Node, error) {
 	}
 	if c.joinRetry == 0 {
 		c.joinRetry = 2 * time.Second
+	}
+	if c.discoveryInterval == 0 {
+		c.discoveryInterval = 30 * time.Second
 	}
 	if c.reconnectInterval == 0 {
 		c.reconnectInterval = 10 * time.Second
@@ -206,21 +214,22 @@ func New(opts ...Option) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		id:         c.id,
-		log:        c.logger.With("node", string(c.id)),
-		single:     c.single,
-		transport:  c.transport,
-		membership: c.membership,
-		discovery:  c.discovery,
-		codec:      c.codec,
-		seeds:      c.seeds,
-		joinRetry:  c.joinRetry,
-		mesh:       ms,
-		cache:      cc,
-		ctx:        ctx,
-		cancel:     cancel,
-		ready:      make(chan struct{}),
-		reconnect:  newReconnector(c.reconnectInterval, c.reconnectTimeout, maxReconnect),
+		id:                c.id,
+		log:               c.logger.With("node", string(c.id)),
+		single:            c.single,
+		transport:         c.transport,
+		membership:        c.membership,
+		discovery:         c.discovery,
+		codec:             c.codec,
+		seeds:             c.seeds,
+		joinRetry:         c.joinRetry,
+		discoveryInterval: c.discoveryInterval,
+		mesh:              ms,
+		cache:             cc,
+		ctx:               ctx,
+		cancel:            cancel,
+		ready:             make(chan struct{}),
+		reconnect:         newReconnector(c.reconnectInterval, c.reconnectTimeout, maxReconnect),
 	}
 	if !c.single {
 		if err := n.registerKeysApp(); err != nil {

@@ -43,6 +43,7 @@ type config struct {
 	maxPending         int
 	requestTimeout     time.Duration
 	joinRetry          time.Duration
+	discoveryInterval  time.Duration
 	reconnectInterval  time.Duration
 	reconnectTimeout   time.Duration
 }
@@ -101,14 +102,31 @@ func WithMembership(m ports.Membership) Option {
 	}
 }
 
-// WithDiscovery sets the discovery backend whose addresses are joined at
-// start and whenever the node is alone, in addition to WithSeeds.
+// WithDiscovery sets the discovery backend (adapters/discovery/static,
+// dnssd or consul, or your own). Its addresses are joined, in addition to
+// WithSeeds, at start, at once whenever the node is alone, every discovery
+// interval (WithDiscoveryInterval), and as soon as a backend that is a
+// ports.Watcher reports a change. A backend that is a ports.Registrar gets
+// this node registered after Start and deregistered on Shutdown.
 func WithDiscovery(d ports.Discovery) Option {
 	return func(c *config) error {
 		if d == nil {
 			return invalid("WithDiscovery", "discovery is nil")
 		}
 		c.discovery = d
+		return nil
+	}
+}
+
+// WithDiscoveryInterval sets how often a node that has peers asks its
+// discovery backend again and joins the nodes it does not know (default
+// 30 s). A node that is alone asks every join-retry interval.
+func WithDiscoveryInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithDiscoveryInterval", "%v is not positive", d)
+		}
+		c.discoveryInterval = d
 		return nil
 	}
 }
