@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Debian packages the tests need: iproute2 (network namespaces) and nftables
 # (cutting hosts off, packet loss). Installed when missing and running as
 # root; otherwise the tests that need them skip (outside CI) or fail (CI).
-TEST_PACKAGES := ip:iproute2 nft:nftables
+TEST_PACKAGES := ip:iproute2 nft:nftables dnsmasq:dnsmasq-base
 
 all: test
 

@@ -1,6 +1,6 @@
 module github.com/mycorrizal/mycorrizal/bench
 
-go 1.26.0
+go 1.26.7
 
 require (
 	github.com/hashicorp/golang-lru/v2 v2.0.7
