@@ -30,6 +30,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 		n.started = true
+		n.cache.SyncNow()
 		n.markReady()
 		n.log.Info("node started in single mode")
 		return nil
@@ -67,17 +68,27 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready blocks until the node has started and made its first attempt to
-// join the cluster (successful, or failed because no seed answered yet; the
-// attempts continue in the background), or until ctx ends.
+// Ready blocks until the node has started, made its first attempt to join
+// the cluster (successful, or failed because no seed answered yet; the
+// attempts continue in the background), and holds the cache data it owns
+// (its first sync with the members it found is done), or until ctx ends.
+// Use it as a Kubernetes readiness gate: a restarted node takes no traffic
+// before it has its data back.
 func (n *Node) Ready(ctx context.Context) error {
 	select {
 	case <-n.ready:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("mycorrizal: not ready: %w", ctx.Err())
 	}
+	if err := n.cache.WaitSynced(ctx); err != nil {
+		return fmt.Errorf("mycorrizal: not ready: %w", err)
+	}
+	return nil
 }
+
+// Synced reports whether the node currently holds all the cache data it
+// owns: false from each membership change until its sync round ends.
+func (n *Node) Synced() bool { return n.cache.Synced() }
 
 func (n *Node) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
 
@@ -110,6 +121,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if started && !n.single {
 		if err := n.deregister(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("deregister from discovery: %w", err))
+		}
+		// Hand this node's keys to their next owners while it is still a
+		// member, so a rolling restart loses nothing.
+		if err := n.cache.Handoff(ctx); err != nil {
+			n.log.Warn("cache handoff incomplete; the keys' other replicas remain", "err", err)
 		}
 		if err := n.membership.Leave(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
@@ -161,6 +177,7 @@ func (n *Node) joinLoop() {
 	defer timer.Stop()
 	lastReconnect := time.Now()
 	lastDiscovery := time.Now()
+	first := true
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -174,6 +191,10 @@ func (n *Node) joinLoop() {
 			lastDiscovery = time.Now()
 			n.rediscover("periodic discovery")
 		}
+		if first {
+			first = false
+			n.firstSync()
+		}
 		n.markReady()
 		if time.Since(lastReconnect) >= n.reconnect.interval {
 			lastReconnect = time.Now()
@@ -183,6 +204,20 @@ func (n *Node) joinLoop() {
 		}
 		timer.Reset(min(n.joinRetry, n.reconnect.interval, n.discoveryInterval))
 	}
+}
+
+// firstSync starts the cache's first sync once the first join attempt is
+// done and its members have reached the mesh (their events are applied
+// asynchronously), so the readiness gate reflects the cluster joined, not
+// the empty view of a node that has just started.
+func (n *Node) firstSync() {
+	want := len(n.membership.Members()) - 1
+	deadline := time.Now().Add(2 * time.Second)
+	for len(n.mesh.Peers()) < want && time.Now().Before(deadline) && n.ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.cache.Refresh()
+	n.cache.SyncNow()
 }
 
 // join makes one attempt to join the configured seeds and discovered

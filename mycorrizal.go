@@ -207,6 +207,10 @@ func New(opts ...Option) (*Node, error) {
 		Logger:   c.logger,
 		NewStore: c.newStore,
 		Codecs:   map[string]ports.Codec{c.codec.Name(): c.codec, "gob": gobcodec.New(), "raw": rawcodec.New()},
+
+		MinClusterSize:      c.minClusterSize,
+		AntiEntropyInterval: c.antiEntropy,
+		SyncBandwidth:       c.syncBandwidth,
 	})
 	if err != nil {
 		_ = ms.Close(context.Background())

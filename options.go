@@ -44,6 +44,9 @@ type config struct {
 	requestTimeout     time.Duration
 	joinRetry          time.Duration
 	discoveryInterval  time.Duration
+	minClusterSize     int
+	antiEntropy        time.Duration
+	syncBandwidth      int64
 	reconnectInterval  time.Duration
 	reconnectTimeout   time.Duration
 }
@@ -127,6 +130,38 @@ func WithDiscoveryInterval(d time.Duration) Option {
 			return invalid("WithDiscoveryInterval", "%v is not positive", d)
 		}
 		c.discoveryInterval = d
+		return nil
+	}
+}
+
+// WithMinClusterSize makes the node refuse cache writes while it sees fewer
+// than n members (itself included), with an error wrapping
+// cache.ErrClusterTooSmall: on the minority side of a network partition
+// writes stop instead of diverging. Choose a majority of the expected
+// cluster size. Reads go on. The default, 0, never refuses.
+func WithMinClusterSize(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("WithMinClusterSize", "%d is negative", n)
+		}
+		c.minClusterSize = n
+		return nil
+	}
+}
+
+// WithAntiEntropy sets how often the node compares its cache data with its
+// peers' when membership is stable (default 30 s), and the most bytes per
+// second it sends to bring them up to date (default 256 MiB/s; negative
+// means unlimited).
+func WithAntiEntropy(interval time.Duration, bytesPerSecond int64) Option {
+	return func(c *config) error {
+		if interval <= 0 {
+			return invalid("WithAntiEntropy", "interval %v is not positive", interval)
+		}
+		if bytesPerSecond == 0 {
+			return invalid("WithAntiEntropy", "bandwidth 0 would stop sync; use a negative value for unlimited")
+		}
+		c.antiEntropy, c.syncBandwidth = interval, bytesPerSecond
 		return nil
 	}
 }

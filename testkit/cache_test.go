@@ -20,7 +20,10 @@ import (
 func TestCacheAcrossFiveNodes(t *testing.T) {
 	c := testkit.NewCluster(t, 5)
 	ctx := ctxT(t, 60*time.Second)
-	if err := c.Node(0).Cache().CreateBucket(ctx, "sessions", cache.BucketOptions{DefaultTTL: time.Minute}); err != nil {
+	// R=2 with the default RF=3, W=2: R+W > RF, so a read on any node sees
+	// the write that just returned.
+	sessions := cache.BucketOptions{DefaultTTL: time.Minute, ReadQuorum: 2}
+	if err := c.Node(0).Cache().CreateBucket(ctx, "sessions", sessions); err != nil {
 		t.Fatal(err)
 	}
 	c.Eventually(10*time.Second, "bucket known on every node", func() bool {
@@ -58,8 +61,8 @@ func TestCacheAcrossFiveNodes(t *testing.T) {
 			s, _ := c.Node(i).Cache().Stats("sessions")
 			total += s.Entries
 		}
-		if total != 100 {
-			t.Fatalf("%d entries stored across the nodes, want 100 (one copy each)", total)
+		if total != 300 {
+			t.Fatalf("%d entries stored across the nodes, want 300 (three copies each)", total)
 		}
 	})
 
@@ -138,7 +141,7 @@ func TestCacheAcrossFiveNodes(t *testing.T) {
 	})
 
 	t.Run("bucket creation is idempotent and conflicts are refused", func(t *testing.T) {
-		if err := c.Node(4).Cache().CreateBucket(ctx, "sessions", cache.BucketOptions{DefaultTTL: time.Minute}); err != nil {
+		if err := c.Node(4).Cache().CreateBucket(ctx, "sessions", sessions); err != nil {
 			t.Fatalf("same options again: %v", err)
 		}
 		err := c.Node(1).Cache().CreateBucket(ctx, "sessions", cache.BucketOptions{DefaultTTL: time.Hour})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -110,7 +111,7 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	if o.logger == nil {
 		w := &tlogWriter{t: t}
 		t.Cleanup(w.close) // runs after shutdownAll, registered below
-		o.logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		o.logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel()}))
 	}
 	t.Logf("testkit: cluster of %d nodes, seed %d", n, o.seed)
 	c := &Cluster{t: t, opts: o, net: simnet.New(o.seed), mem: mem.NewNetwork()}
@@ -436,4 +437,13 @@ func (w *tlogWriter) close() {
 	w.mu.Lock()
 	w.done = true
 	w.mu.Unlock()
+}
+
+// testLogLevel is WARN, or what MYCORRIZAL_TEST_LOG says (debug, info).
+func testLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("MYCORRIZAL_TEST_LOG"))); err != nil {
+		return slog.LevelWarn
+	}
+	return l
 }

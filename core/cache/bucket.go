@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mycorrizal/mycorrizal/ports"
@@ -31,6 +32,40 @@ type BucketOptions struct {
 	// Codec names the codec typed helpers use for values ("gob" or "raw";
 	// empty means gob).
 	Codec string
+	// Replicas is the replication factor RF: how many nodes hold each key
+	// (0 means DefaultReplicas). With fewer nodes than RF, every node holds
+	// every key.
+	Replicas int
+	// WriteQuorum W is how many of a key's replicas must acknowledge a
+	// write before it succeeds (0 means a majority of the replicas). The
+	// write goes to all of them either way.
+	WriteQuorum int
+	// ReadQuorum R is how many replicas a read asks, returning the newest
+	// version (0 means 1: the nearest copy, this node's own when it holds
+	// one). R+W > RF gives read-your-writes; see docs/CONSISTENCY.md.
+	ReadQuorum int
+}
+
+// DefaultReplicas is the replication factor of a bucket that names none.
+const DefaultReplicas = 3
+
+// MaxReplicas bounds BucketOptions.Replicas.
+const MaxReplicas = 16
+
+// quorums returns the effective RF, W and R of a bucket on a cluster of n
+// nodes: RF shrinks to n, and W and R to RF.
+func (o BucketOptions) quorums(n int) (rf, w, r int) {
+	rf = o.Replicas
+	if rf == 0 {
+		rf = DefaultReplicas
+	}
+	rf = max(1, min(rf, n))
+	w = o.WriteQuorum
+	if w == 0 {
+		w = rf/2 + 1
+	}
+	r = max(1, o.ReadQuorum)
+	return rf, min(w, rf), min(r, rf)
 }
 
 func (o BucketOptions) validate(name string) error {
@@ -43,6 +78,12 @@ func (o BucketOptions) validate(name string) error {
 		return fmt.Errorf("cache: bucket %q: MaxEntries %d is negative: %w", name, o.MaxEntries, ports.ErrInvalidConfig)
 	case o.MaxBytes < 0:
 		return fmt.Errorf("cache: bucket %q: MaxBytes %d is negative: %w", name, o.MaxBytes, ports.ErrInvalidConfig)
+	case o.Replicas < 0 || o.Replicas > MaxReplicas:
+		return fmt.Errorf("cache: bucket %q: Replicas %d is outside [0, %d]: %w", name, o.Replicas, MaxReplicas, ports.ErrInvalidConfig)
+	case o.WriteQuorum < 0 || o.WriteQuorum > max(o.Replicas, DefaultReplicas):
+		return fmt.Errorf("cache: bucket %q: WriteQuorum %d is outside [0, Replicas]: %w", name, o.WriteQuorum, ports.ErrInvalidConfig)
+	case o.ReadQuorum < 0 || o.ReadQuorum > max(o.Replicas, DefaultReplicas):
+		return fmt.Errorf("cache: bucket %q: ReadQuorum %d is outside [0, Replicas]: %w", name, o.ReadQuorum, ports.ErrInvalidConfig)
 	case len(o.Codec) > 64:
 		return fmt.Errorf("cache: bucket %q: codec name too long: %w", name, ports.ErrInvalidConfig)
 	}
@@ -61,6 +102,8 @@ type bucket struct {
 	name  string
 	opts  BucketOptions
 	store ports.Store
+	tombs *tombstones
+	locks [lockStripes]sync.Mutex // see stripe
 }
 
 // BucketStats are one bucket's counters on this node.

@@ -51,6 +51,32 @@ type Config struct {
 	// SyncTimeout bounds each bucket-definition exchange with a peer
 	// (default 5 s).
 	SyncTimeout time.Duration
+	// MinClusterSize, when positive, makes a node that sees fewer members
+	// refuse writes with ErrClusterTooSmall (split-brain protection: the
+	// minority side of a partition stops accepting writes). Reads go on.
+	MinClusterSize int
+	// ReplicaTimeout bounds a write to one replica that goes on in the
+	// background after the write quorum answered (default 10 s).
+	ReplicaTimeout time.Duration
+	// TombstoneTTL is how long a delete is remembered so a stale replica
+	// cannot bring the key back (default 10 min), and MaxTombstones how
+	// many each bucket remembers at most (default 1,000,000).
+	TombstoneTTL  time.Duration
+	MaxTombstones int
+	// AntiEntropyInterval is how often a node pulls from its peers even
+	// when membership is stable, healing divergence no read touched
+	// (default 30 s).
+	AntiEntropyInterval time.Duration
+	// SyncSettle is how long the membership must be still before a sync
+	// round starts (default 100 ms).
+	SyncSettle time.Duration
+	// PullTimeout bounds one pull of one bucket from one peer (default
+	// 5 min).
+	PullTimeout time.Duration
+	// SyncBandwidth bounds the bytes per second of records this node
+	// sends to sync its peers (0 = default 256 MiB/s; negative =
+	// unlimited).
+	SyncBandwidth int64
 }
 
 // Cache is Mycel, the distributed cache: buckets of keys placed on their
@@ -72,10 +98,28 @@ type Cache struct {
 	buckets map[string]*bucket
 	closed  bool
 
-	view    atomic.Pointer[placement.View]
-	version atomic.Uint64
+	view     atomic.Pointer[placement.View]
+	prevView atomic.Pointer[placement.View] // the view before the current one
+	version  atomic.Uint64
 
 	flights flightTable
+
+	// Replication.
+	clock           hlc
+	syncApp         *mesh.App
+	syncKick        chan struct{}
+	syncMu          sync.Mutex  // orders view changes against marking synced
+	synced          atomic.Bool // pulled from every peer of the current view
+	syncedCh        chan struct{}
+	syncedOnce      sync.Once
+	pullMu          sync.Mutex
+	pulledBy        map[ports.NodeID]pullMark
+	lastDrop        uint64 // syncer only
+	limiter         limiter
+	pendingReplicas atomic.Int64
+	received        atomic.Uint64
+	repairs         atomic.Uint64
+	rounds          atomic.Uint64
 }
 
 // New registers the cache's system applications on cfg.Mesh and returns a
@@ -97,6 +141,27 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.SyncTimeout <= 0 {
 		cfg.SyncTimeout = 5 * time.Second
 	}
+	if cfg.ReplicaTimeout <= 0 {
+		cfg.ReplicaTimeout = 10 * time.Second
+	}
+	if cfg.TombstoneTTL <= 0 {
+		cfg.TombstoneTTL = 10 * time.Minute
+	}
+	if cfg.MaxTombstones <= 0 {
+		cfg.MaxTombstones = 1_000_000
+	}
+	if cfg.AntiEntropyInterval <= 0 {
+		cfg.AntiEntropyInterval = 30 * time.Second
+	}
+	if cfg.SyncSettle <= 0 {
+		cfg.SyncSettle = 100 * time.Millisecond
+	}
+	if cfg.PullTimeout <= 0 {
+		cfg.PullTimeout = 5 * time.Minute
+	}
+	if cfg.SyncBandwidth == 0 {
+		cfg.SyncBandwidth = 256 << 20
+	}
 	if cfg.NewStore == nil {
 		cfg.NewStore = func(_ string, o BucketOptions) (ports.Store, error) {
 			return NewStore(StoreConfig{MaxEntries: o.MaxEntries, MaxBytes: o.MaxBytes})
@@ -110,18 +175,74 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
+	syncApp, err := cfg.Mesh.Register(SyncAppName)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{
 		cfg: cfg, log: cfg.Logger.With("component", "cache"), self: cfg.Mesh.Self(),
-		app: app, load: load, ctx: ctx, cancel: cancel,
-		buckets: make(map[string]*bucket),
+		app: app, load: load, syncApp: syncApp, ctx: ctx, cancel: cancel,
+		buckets:  make(map[string]*bucket),
+		syncKick: make(chan struct{}, 1),
+		syncedCh: make(chan struct{}),
+		pulledBy: make(map[ports.NodeID]pullMark),
+	}
+	if cfg.SyncBandwidth > 0 {
+		c.limiter.rate = float64(cfg.SyncBandwidth)
 	}
 	c.flights.init(cfg.MaxLoads)
 	app.OnRequest(c.serve)
 	load.OnRequest(c.serveLoad)
 	load.OnMessage(c.loadDone)
+	syncApp.OnRequest(c.serveSync)
 	c.Refresh()
+	c.wg.Add(2)
+	go c.syncer()
+	go c.tombstoneSweeper()
 	return c, nil
+}
+
+// SyncNow starts a sync round soon. The node calls it after its first
+// join attempt; the round's end (at once when the node is alone) completes
+// the first sync that WaitSynced waits for.
+func (c *Cache) SyncNow() { c.kickSync() }
+
+// Synced reports whether this node has pulled, from every peer of its
+// current view, the keys it owns: its misses are then authoritative. It
+// turns false at each membership change until the next sync round ends.
+func (c *Cache) Synced() bool { return c.synced.Load() }
+
+// WaitSynced blocks until this node has completed its first sync (it holds
+// the data it owns), or ctx ends. This is the readiness gate: a restarted
+// node should not take traffic before it.
+func (c *Cache) WaitSynced(ctx context.Context) error {
+	select {
+	case <-c.syncedCh:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cache: not synced: %w", ctx.Err())
+	}
+}
+
+// tombstoneSweeper forgets expired tombstones, a bounded batch per bucket
+// each second.
+func (c *Cache) tombstoneSweeper() {
+	defer c.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, name := range c.Buckets() {
+				if b, err := c.bucket(name); err == nil {
+					b.tombs.expire(now, 4096)
+				}
+			}
+		}
+	}
 }
 
 // Refresh rebuilds the placement view from the mesh's current peers that
@@ -132,7 +253,23 @@ func (c *Cache) Refresh() {
 	if old != nil && slices.Equal(old.Nodes(), sortedIDs(nodes)) {
 		return
 	}
-	c.view.Store(placement.NewView(c.version.Add(1), nodes))
+	v := placement.NewView(c.version.Add(1), nodes)
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	if old != nil {
+		c.prevView.Store(old)
+	}
+	c.view.Store(v)
+	c.forgetPulls(v)
+	if v.Len() == 1 {
+		// Alone: nothing to pull. (The first sync, which gates readiness,
+		// still waits for SyncNow: a node that has just started is alone
+		// until it joins.)
+		c.synced.Store(true)
+		return
+	}
+	c.synced.Store(false)
+	c.kickSync()
 }
 
 func sortedIDs(ids []ports.NodeID) []ports.NodeID {

@@ -102,6 +102,9 @@ func (c *Cache) GetOrLoad(ctx context.Context, bucketName, key string, loader Lo
 	if err := checkKey(bucketName, key); err != nil {
 		return nil, err
 	}
+	if rec, found, err := c.readKey(ctx, b, key); err == nil && found && !rec.tomb {
+		return append([]byte(nil), rec.value...), nil
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		owner := c.owner(bucketName, key)
 		if owner == c.self {
@@ -122,8 +125,8 @@ func (c *Cache) GetOrLoad(ctx context.Context, bucketName, key string, loader Lo
 // flight, or a new load run by loader (when it is this node's caller) or
 // granted to the node from (nil loader).
 func (c *Cache) loadAsOwner(ctx context.Context, b *bucket, key string, from ports.NodeID, loader Loader) ([]byte, error) {
-	if e, ok := b.store.Get(key); ok {
-		return append([]byte(nil), e.Value...), nil
+	if rec, ok := b.read(key); ok && !rec.tomb {
+		return append([]byte(nil), rec.value...), nil
 	}
 	k := flightKey{b.name, key}
 	f, started, err := c.flights.join(k, from)
@@ -132,8 +135,8 @@ func (c *Cache) loadAsOwner(ctx context.Context, b *bucket, key string, from por
 	}
 	if started {
 		// Re-check: the value may have landed between Get and join.
-		if e, ok := b.store.Get(key); ok {
-			v := append([]byte(nil), e.Value...)
+		if rec, ok := b.read(key); ok && !rec.tomb {
+			v := append([]byte(nil), rec.value...)
 			c.flights.finish(k, f, v, nil)
 			return v, nil
 		}
@@ -142,7 +145,7 @@ func (c *Cache) loadAsOwner(ctx context.Context, b *bucket, key string, from por
 		}
 		value, ttl, lerr := loader(ctx)
 		if lerr == nil {
-			lerr = c.setLocal(b, key, value, ttl)
+			lerr = c.put(ctx, b, key, value, ttl)
 		}
 		c.flights.finish(k, f, value, lerr)
 		return value, lerr
@@ -300,7 +303,7 @@ func (c *Cache) loadDone(ctx context.Context, from ports.NodeID, payload []byte)
 	}
 	b, err := c.bucket(req.bucket)
 	if err == nil {
-		err = c.setLocal(b, req.key, req.value, req.ttl)
+		err = c.put(ctx, b, req.key, req.value, req.ttl)
 	}
 	c.flights.finish(k, f, req.value, err)
 }

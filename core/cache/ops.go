@@ -2,16 +2,30 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mycorrizal/mycorrizal/core/mesh"
+	"github.com/mycorrizal/mycorrizal/core/placement"
 	"github.com/mycorrizal/mycorrizal/ports"
 )
 
-// Get returns the value of key in the named bucket, from this node if it
-// owns the key, else from the owner. A missing or expired key gives an error
-// wrapping ports.ErrNotFound. The returned slice belongs to the caller.
+// ErrClusterTooSmall is returned for a write on a node that sees fewer
+// members than Config.MinClusterSize: the minority side of a partition
+// refuses writes rather than diverge.
+var ErrClusterTooSmall = errors.New("cluster smaller than MinClusterSize")
+
+// ErrQuorum is returned when fewer replicas than the write or read quorum
+// answered. A write that fails with it may still have been applied by some
+// replicas (it was not acknowledged, not necessarily not done).
+var ErrQuorum = errors.New("quorum not reached")
+
+// Get returns the value of key in the named bucket, asking the bucket's
+// read quorum R of the key's replicas and returning the newest version.
+// With R=1 a node that holds a copy answers from it without a network hop.
+// A missing, deleted or expired key gives an error wrapping
+// ports.ErrNotFound. The returned slice belongs to the caller.
 func (c *Cache) Get(ctx context.Context, bucketName, key string) ([]byte, error) {
 	b, err := c.bucket(bucketName)
 	if err != nil {
@@ -20,33 +34,21 @@ func (c *Cache) Get(ctx context.Context, bucketName, key string) ([]byte, error)
 	if err := checkKey(bucketName, key); err != nil {
 		return nil, err
 	}
-	var out []byte
-	err = c.route(ctx, b, key, request{op: opGet, bucket: bucketName, key: key},
-		func() error {
-			e, ok := b.store.Get(key)
-			if !ok {
-				return notFound(bucketName, key)
-			}
-			out = append([]byte(nil), e.Value...)
-			return nil
-		},
-		func(r response) error {
-			switch r.status {
-			case stOK:
-				out = r.body
-				return nil
-			case stNotFound:
-				return notFound(bucketName, key)
-			}
-			return statusErr(r)
-		})
-	return out, err
+	rec, found, err := c.readKey(ctx, b, key)
+	switch {
+	case err != nil:
+		return nil, err
+	case !found || rec.tomb:
+		return nil, notFound(bucketName, key)
+	}
+	return append([]byte(nil), rec.value...), nil
 }
 
-// Set stores value under key in the named bucket on the key's owner. ttl 0
-// means the bucket's default TTL; a negative ttl is refused. A value that
-// cannot fit (the bucket's byte limit, or the transport's frame limit) is
-// refused before anything is sent. Set does not retain value.
+// Set stores value under key in the named bucket on the key's RF replicas
+// and returns once W of them acknowledged. ttl 0 means the bucket's
+// default TTL; a negative ttl is refused. A value that cannot fit (the
+// bucket's byte limit, or the transport's frame limit) is refused before
+// anything is sent. Set does not retain value.
 func (c *Cache) Set(ctx context.Context, bucketName, key string, value []byte, ttl time.Duration) error {
 	b, err := c.bucket(bucketName)
 	if err != nil {
@@ -61,21 +63,29 @@ func (c *Cache) Set(ctx context.Context, bucketName, key string, value []byte, t
 	if size := int64(len(key) + len(value)); b.opts.MaxBytes > 0 && size > b.opts.MaxBytes {
 		return fmt.Errorf("cache: set %q in bucket %q: %d bytes exceed the bucket's %d-byte limit: %w", key, bucketName, size, b.opts.MaxBytes, ports.ErrFrameTooLarge)
 	}
-	if limit := c.cfg.Mesh.MaxPayload() - requestOverhead - len(key); len(value) > limit {
+	if limit := c.maxValue(key); len(value) > limit {
 		return fmt.Errorf("cache: set %q in bucket %q: value of %d bytes exceeds the %d-byte message limit: %w", key, bucketName, len(value), limit, ports.ErrFrameTooLarge)
 	}
-	return c.route(ctx, b, key, request{op: opSet, bucket: bucketName, key: key, ttl: ttl, value: value},
-		func() error { return c.setLocal(b, key, value, ttl) },
-		func(r response) error {
-			if r.status == stOK {
-				return nil
-			}
-			return statusErr(r)
-		})
+	return c.put(ctx, b, key, value, ttl)
 }
 
-// Delete removes key from the named bucket; deleting a missing key is not
-// an error.
+// maxValue is the largest value a key can have and still travel in one
+// message, alone or in a sync batch.
+func (c *Cache) maxValue(key string) int {
+	return c.cfg.Mesh.MaxPayload() - requestOverhead - batchOverhead - len(key) - maxRecordOverhead
+}
+
+// put writes a value at a new version (the bucket's default TTL when ttl
+// is 0).
+func (c *Cache) put(ctx context.Context, b *bucket, key string, value []byte, ttl time.Duration) error {
+	if ttl == 0 {
+		ttl = b.opts.DefaultTTL
+	}
+	return c.write(ctx, b, record{key: key, value: value, version: c.clock.now(), writer: string(c.self), expires: expiresNano(ttl)})
+}
+
+// Delete removes key from the named bucket on its replicas, leaving a
+// tombstone; deleting a missing key is not an error.
 func (c *Cache) Delete(ctx context.Context, bucketName, key string) error {
 	b, err := c.bucket(bucketName)
 	if err != nil {
@@ -84,18 +94,12 @@ func (c *Cache) Delete(ctx context.Context, bucketName, key string) error {
 	if err := checkKey(bucketName, key); err != nil {
 		return err
 	}
-	return c.route(ctx, b, key, request{op: opDelete, bucket: bucketName, key: key},
-		func() error { b.store.Delete(key); return nil },
-		func(r response) error {
-			if r.status == stOK || r.status == stNotFound {
-				return nil
-			}
-			return statusErr(r)
-		})
+	return c.write(ctx, b, record{key: key, version: c.clock.now(), writer: string(c.self), tomb: true})
 }
 
-// SetTTL changes key's time to live: it expires ttl from now, or never when
-// ttl is 0. A missing key gives an error wrapping ports.ErrNotFound.
+// SetTTL changes key's time to live on its replicas: it expires ttl from
+// now, or never when ttl is 0. A key no replica holds gives an error
+// wrapping ports.ErrNotFound.
 func (c *Cache) SetTTL(ctx context.Context, bucketName, key string, ttl time.Duration) error {
 	b, err := c.bucket(bucketName)
 	if err != nil {
@@ -107,22 +111,66 @@ func (c *Cache) SetTTL(ctx context.Context, bucketName, key string, ttl time.Dur
 	if ttl < 0 {
 		return fmt.Errorf("cache: set TTL of %q in bucket %q: negative TTL %v: %w", key, bucketName, ttl, ports.ErrInvalidConfig)
 	}
-	return c.route(ctx, b, key, request{op: opSetTTL, bucket: bucketName, key: key, ttl: ttl},
-		func() error {
-			if !b.store.SetExpiry(key, expiry(ttl)) {
-				return notFound(bucketName, key)
+	v, err := c.writableView(b.name)
+	if err != nil {
+		return err
+	}
+	rf, w, _ := b.opts.quorums(v.Len())
+	owners := v.Owners(nil, placement.KeyHash(b.name, key), rf)
+	rec := record{key: key, version: c.clock.now(), writer: string(c.self), expires: expiresNano(ttl)}
+	payload := appendRequest(nil, request{op: opTouch, bucket: b.name, key: key, value: appendRecord(nil, rec)})
+	type result struct {
+		found bool
+		err   error
+	}
+	results := make(chan result, len(owners))
+	for _, o := range owners {
+		if o == c.self {
+			found, err := b.touch(key, rec.version, rec.writer, rec.expires)
+			results <- result{found, err}
+			continue
+		}
+		if !c.goBackground(func(ctx context.Context) {
+			var found bool
+			err := c.callBucket(ctx, c.app, o, b, payload, func(r response) error {
+				switch r.status {
+				case stOK:
+					found = true
+					return nil
+				case stNotFound:
+					return nil
+				}
+				return statusErr(r)
+			})
+			results <- result{found, err}
+		}) {
+			return fmt.Errorf("cache: %w", ports.ErrClosed)
+		}
+	}
+	var ok, missing int
+	var errs []error
+	for range owners {
+		select {
+		case r := <-results:
+			switch {
+			case r.err != nil:
+				errs = append(errs, r.err)
+			case r.found:
+				ok++
+			default:
+				missing++
 			}
-			return nil
-		},
-		func(r response) error {
-			switch r.status {
-			case stOK:
-				return nil
-			case stNotFound:
-				return notFound(bucketName, key)
-			}
-			return statusErr(r)
-		})
+		case <-ctx.Done():
+			return fmt.Errorf("cache: set TTL of %q in bucket %q: %w", key, b.name, ctx.Err())
+		}
+	}
+	switch {
+	case ok >= w:
+		return nil
+	case ok == 0 && len(errs) == 0:
+		return notFound(b.name, key)
+	}
+	return fmt.Errorf("cache: set TTL of %q in bucket %q: %d of %d replicas applied it, %d needed: %w", key, b.name, ok, len(owners), w, errors.Join(append(errs, ErrQuorum)...))
 }
 
 func checkKey(bucketName, key string) error {
@@ -136,59 +184,142 @@ func notFound(bucketName, key string) error {
 	return fmt.Errorf("cache: key %q in bucket %q: %w", key, bucketName, ports.ErrNotFound)
 }
 
-func expiry(ttl time.Duration) time.Time {
-	if ttl <= 0 {
-		return time.Time{}
+// writableView returns the current view, or an error when it has fewer
+// members than MinClusterSize.
+func (c *Cache) writableView(bucketName string) (*placement.View, error) {
+	v := c.view.Load()
+	if m := c.cfg.MinClusterSize; m > 0 && v.Len() < m {
+		return nil, fmt.Errorf("cache: write to bucket %q refused: this node sees %d members, MinClusterSize is %d: %w", bucketName, v.Len(), m, ErrClusterTooSmall)
 	}
-	return time.Now().Add(ttl)
+	return v, nil
 }
 
-// setLocal stores a value on this node, applying the bucket's default TTL.
-func (c *Cache) setLocal(b *bucket, key string, value []byte, ttl time.Duration) error {
-	if ttl == 0 {
-		ttl = b.opts.DefaultTTL
+// write sends rec to every replica of its key and returns once W of them
+// (this node's own copy counting, when it is one) have it. The replicas
+// that have not answered by then keep being written in the background.
+func (c *Cache) write(ctx context.Context, b *bucket, rec record) error {
+	v, err := c.writableView(b.name)
+	if err != nil {
+		return err
 	}
-	if err := b.store.Set(ports.Entry{Key: key, Value: value, ExpiresAt: expiry(ttl), Writer: c.self}); err != nil {
-		return fmt.Errorf("cache: set %q in bucket %q: %w", key, b.name, err)
-	}
-	return nil
-}
-
-// route runs an operation where the key lives: locally when this node owns
-// it, else on the owner, in one hop. When the owner answers that it does
-// not own the key (its view differs), the view is refreshed and the
-// operation retried once; when the owner does not know the bucket yet, the
-// definition is pushed to it and the operation retried once.
-func (c *Cache) route(ctx context.Context, b *bucket, key string, req request, local func() error, remote func(response) error) error {
-	payload := appendRequest(nil, req)
-	var lastErr error
-	for attempt := 0; attempt < 2; attempt++ {
-		owner := c.owner(b.name, key)
-		if owner == c.self {
-			return local()
+	rf, w, _ := b.opts.quorums(v.Len())
+	var buf [MaxReplicas]ports.NodeID
+	owners := v.Owners(buf[:0], placement.KeyHash(b.name, rec.key), rf)
+	acks, remotes := 0, len(owners)
+	var errs []error
+	for _, o := range owners {
+		if o != c.self {
+			continue
 		}
-		var retry bool
-		err := c.call(ctx, c.app, owner, payload, func(r response) error {
-			switch r.status {
-			case stNotMine:
-				retry = true
-				c.Refresh()
-				return fmt.Errorf("cache: %s does not own %q in bucket %q in its view (version %d): %w", owner, key, b.name, r.version, ErrViewMismatch)
-			case stUnknownBucket:
-				retry = true
-				if perr := c.pushDefinition(ctx, owner, b); perr != nil {
-					return perr
-				}
-				return fmt.Errorf("cache: %s did not know bucket %q: %w", owner, b.name, ErrUnknownBucket)
+		remotes--
+		if _, err := b.apply(rec); err != nil {
+			errs = append(errs, fmt.Errorf("cache: set %q in bucket %q: %w", rec.key, b.name, err))
+		} else {
+			acks++
+		}
+	}
+	if remotes == 0 {
+		if acks >= w {
+			return nil
+		}
+		return errors.Join(errs...)
+	}
+	payload := appendRequest(nil, request{op: opPut, bucket: b.name, key: rec.key, value: appendRecord(nil, rec)})
+	if remotes == 1 && acks == w-1 && acks == 0 {
+		// One remote replica and its answer decides: no fan-out needed.
+		for _, o := range owners {
+			if o != c.self {
+				return c.replicate(ctx, b, o, payload)
 			}
-			return remote(r)
+		}
+	}
+	results := make(chan error, remotes)
+	for _, o := range owners {
+		if o == c.self {
+			continue
+		}
+		c.pendingReplicas.Add(1)
+		if !c.goBackground(func(ctx context.Context) {
+			defer c.pendingReplicas.Add(-1)
+			results <- c.replicate(ctx, b, o, payload)
+		}) {
+			c.pendingReplicas.Add(-1)
+			return fmt.Errorf("cache: %w", ports.ErrClosed)
+		}
+	}
+	if acks >= w {
+		return nil
+	}
+	for got := 0; got < remotes; got++ {
+		select {
+		case err := <-results:
+			if err == nil {
+				if acks++; acks >= w {
+					return nil
+				}
+				continue
+			}
+			errs = append(errs, err)
+			if acks+remotes-got-1 < w {
+				return fmt.Errorf("cache: write %q in bucket %q: %d of %d replicas acknowledged, %d needed: %w", rec.key, b.name, acks, len(owners), w, errors.Join(append(errs, ErrQuorum)...))
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("cache: write %q in bucket %q: %d of %d acknowledgements before %w", rec.key, b.name, acks, w, ctx.Err())
+		}
+	}
+	return fmt.Errorf("cache: write %q in bucket %q: %w", rec.key, b.name, ErrQuorum)
+}
+
+// replicate sends an opPut to one replica.
+func (c *Cache) replicate(ctx context.Context, b *bucket, peer ports.NodeID, payload []byte) error {
+	return c.callBucket(ctx, c.app, peer, b, payload, func(r response) error {
+		if r.status == stOK {
+			return nil
+		}
+		return statusErr(r)
+	})
+}
+
+// callBucket is call for an operation on bucket b: when the peer does not
+// know the bucket yet, the definition is pushed to it and the call retried
+// once.
+func (c *Cache) callBucket(ctx context.Context, app *mesh.App, peer ports.NodeID, b *bucket, payload []byte, handle func(response) error) error {
+	for attempt := 0; ; attempt++ {
+		var unknown bool
+		err := c.call(ctx, app, peer, payload, func(r response) error {
+			if r.status == stUnknownBucket && attempt == 0 {
+				unknown = true
+				return nil
+			}
+			return handle(r)
 		})
-		if !retry {
+		if !unknown {
 			return err
 		}
-		lastErr = err
+		if err := c.pushDefinition(ctx, peer, b); err != nil {
+			return err
+		}
 	}
-	return lastErr
+}
+
+// goBackground runs fn in a goroutine the cache owns, with a context that
+// ends at Close or after the replica timeout; false when the cache is
+// closed.
+func (c *Cache) goBackground(fn func(ctx context.Context)) bool {
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return false
+	}
+	c.wg.Add(1)
+	c.mu.RUnlock()
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ReplicaTimeout)
+		defer cancel()
+		fn(ctx)
+	}()
+	return true
 }
 
 // call sends a request to peer on app and hands the decoded response to
@@ -212,6 +343,10 @@ func statusErr(r response) error {
 		return fmt.Errorf("cache: remote: %s: %w", r.body, ports.ErrRemote)
 	case stConflict:
 		return fmt.Errorf("cache: remote: %s: %w", r.body, ErrBucketConflict)
+	case stUnknownBucket:
+		return fmt.Errorf("cache: remote does not know the bucket: %w", ErrUnknownBucket)
+	case stTooSmall:
+		return fmt.Errorf("cache: remote: %s: %w", r.body, ErrClusterTooSmall)
 	default:
 		return fmt.Errorf("cache: unexpected response status %d: %w", r.status, ports.ErrMalformed)
 	}

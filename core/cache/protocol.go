@@ -12,15 +12,20 @@ import (
 type op uint8
 
 const (
-	opGet op = iota + 1
-	opSet
-	opDelete
-	opSetTTL
-	opLoad     // GetOrLoad: the value, or the right to load it
-	opLoadDone // a granted load finished (one-way message)
-	opDefine   // create a bucket with the given options
-	opBuckets  // list this node's bucket definitions
+	opRead     op = iota + 1 // a replica's record for a key
+	opPut                    // apply a record (a value or a tombstone) if newer
+	opTouch                  // give a replica's live entry a new expiry and version
+	opLoad                   // GetOrLoad: the value, or the right to load it
+	opLoadDone               // a granted load finished (one-way message)
+	opDefine                 // create a bucket with the given options
+	opBuckets                // list this node's bucket definitions
+	opPull                   // sync: send me what I own that I may lack
+	opOffer                  // sync: which of these versions do you want?
+	opPutBatch               // sync: apply these records
 )
+
+// lastOp is the highest operation code.
+const lastOp = opPutBatch
 
 // status is the outcome a response reports.
 type status uint8
@@ -33,6 +38,7 @@ const (
 	stError                       // error text follows
 	stLoadGranted                 // the caller must run its loader and report back
 	stConflict                    // bucket exists with other options; text follows
+	stTooSmall                    // the replica's view is below MinClusterSize
 )
 
 // request is a decoded cache request.
@@ -80,7 +86,7 @@ func decodeRequest(b []byte) (request, error) {
 		return r, malformed("%d bytes", len(b))
 	}
 	r.op = op(b[0])
-	if r.op < opGet || r.op > opBuckets {
+	if r.op < opRead || r.op > lastOp {
 		return r, malformed("unknown operation %d", b[0])
 	}
 	n := int(b[1])
@@ -122,7 +128,7 @@ func decodeResponse(b []byte) (response, error) {
 		return response{}, fmt.Errorf("cache: response of %d bytes: %w", len(b), ports.ErrMalformed)
 	}
 	r := response{status: status(b[0]), version: binary.BigEndian.Uint64(b[1:]), body: b[9:]}
-	if r.status > stConflict {
+	if r.status > stTooSmall {
 		return r, fmt.Errorf("cache: response status %d: %w", b[0], ports.ErrMalformed)
 	}
 	return r, nil
@@ -136,7 +142,8 @@ func appendOptions(dst []byte, name string, o BucketOptions) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(o.MaxEntries))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(o.MaxBytes))
 	dst = append(dst, byte(len(o.Codec)))
-	return append(dst, o.Codec...)
+	dst = append(dst, o.Codec...)
+	return append(dst, byte(o.Replicas), byte(o.WriteQuorum), byte(o.ReadQuorum))
 }
 
 // decodeOptions parses one bucket definition and returns the rest.
@@ -159,12 +166,14 @@ func decodeOptions(b []byte) (string, BucketOptions, []byte, error) {
 	o.MaxBytes = int64(binary.BigEndian.Uint64(b[16:]))
 	b = b[24:]
 	c := int(b[0])
-	if len(b) < 1+c {
+	if len(b) < 1+c+3 {
 		return bad("codec overruns")
 	}
 	o.Codec = string(b[1 : 1+c])
+	b = b[1+c:]
+	o.Replicas, o.WriteQuorum, o.ReadQuorum = int(b[0]), int(b[1]), int(b[2])
 	if o.DefaultTTL < 0 || o.MaxEntries < 0 || o.MaxBytes < 0 {
 		return bad("negative limit")
 	}
-	return name, o, b[1+c:], nil
+	return name, o, b[3:], nil
 }

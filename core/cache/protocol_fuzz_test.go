@@ -10,8 +10,8 @@ import (
 // it must never panic, and what it accepts must re-encode to the same
 // request.
 func FuzzDecodeRequest(f *testing.F) {
-	f.Add(appendRequest(nil, request{op: opGet, bucket: "b", key: "k"}))
-	f.Add(appendRequest(nil, request{op: opSet, bucket: "sessions", key: "user:1", ttl: time.Minute, value: []byte("v")}))
+	f.Add(appendRequest(nil, request{op: opRead, bucket: "b", key: "k"}))
+	f.Add(appendRequest(nil, request{op: opPut, bucket: "sessions", key: "user:1", ttl: time.Minute, value: []byte("v")}))
 	f.Add(appendRequest(nil, request{op: opLoadDone, bucket: "b", key: "k", failed: true, value: []byte("boom")}))
 	f.Add(appendRequest(nil, request{op: opDefine, value: appendOptions(nil, "b", BucketOptions{DefaultTTL: time.Second, Codec: "gob"})}))
 	f.Add([]byte{0xff, 0x01})

@@ -3,15 +3,18 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/mycorrizal/mycorrizal/ports"
 )
 
-// serve answers a cache request from another node. It acts on this node's
-// own view: it serves the key only if it owns it, else answers "not mine"
-// with its view version, and never forwards, so no operation can wait on
-// itself when views differ. Malformed input is answered with an error and
-// changes nothing.
+// serve answers a cache request from another node. A replica acts on what
+// it holds and never forwards, so no operation can wait on itself when
+// views differ: a write is applied if it is newer than the replica's copy
+// (whether or not this node owns the key in its own view; copies it does
+// not own are handed to their owners by the sync), a read returns the
+// replica's record and whether the replica is synced. Malformed input is
+// answered with an error and changes nothing.
 func (c *Cache) serve(ctx context.Context, from ports.NodeID, payload []byte) ([]byte, error) {
 	req, err := decodeRequest(payload)
 	version := c.view.Load().Version()
@@ -37,8 +40,8 @@ func (c *Cache) serve(ctx context.Context, from ports.NodeID, payload []byte) ([
 			return appendResponse(nil, stError, version, []byte(err.Error())), nil
 		}
 		return appendResponse(nil, stOK, version, c.definitions()), nil
-	case opLoad, opLoadDone:
-		return appendResponse(nil, stError, version, []byte("load operations go to "+LoadAppName)), nil
+	case opLoad, opLoadDone, opPull, opOffer, opPutBatch:
+		return appendResponse(nil, stError, version, []byte(fmt.Sprintf("operation %d is not served on %s", req.op, AppName))), nil
 	}
 
 	b, err := c.bucket(req.bucket)
@@ -48,28 +51,55 @@ func (c *Cache) serve(ctx context.Context, from ports.NodeID, payload []byte) ([
 		}
 		return appendResponse(nil, stError, version, []byte(err.Error())), nil
 	}
-	if c.owner(req.bucket, req.key) != c.self {
-		return appendResponse(nil, stNotMine, version, nil), nil
-	}
 	switch req.op {
-	case opGet:
-		e, ok := b.store.Get(req.key)
-		if !ok {
-			return appendResponse(nil, stNotFound, version, nil), nil
+	case opRead:
+		return c.serveRead(b, req.key, version), nil
+	case opPut:
+		rec, rest, err := decodeRecord(req.value)
+		if err == nil && (len(rest) != 0 || rec.key != req.key) {
+			err = fmt.Errorf("cache: put record does not match its request: %w", ports.ErrMalformed)
 		}
-		return appendResponse(make([]byte, 0, 9+len(e.Value)), stOK, version, e.Value), nil
-	case opSet:
-		if err := c.setLocal(b, req.key, req.value, req.ttl); err != nil {
+		if err != nil {
+			c.log.Warn("malformed replica write", "from", string(from), "err", err)
 			return appendResponse(nil, stError, version, []byte(err.Error())), nil
 		}
-	case opDelete:
-		if !b.store.Delete(req.key) {
+		if _, err := c.writableView(b.name); err != nil {
+			return appendResponse(nil, stTooSmall, version, []byte(err.Error())), nil
+		}
+		c.clock.observe(rec.version)
+		if _, err := b.apply(rec); err != nil {
+			return appendResponse(nil, stError, version, []byte(err.Error())), nil
+		}
+	case opTouch:
+		rec, _, err := decodeRecord(req.value)
+		if err != nil {
+			return appendResponse(nil, stError, version, []byte(err.Error())), nil
+		}
+		c.clock.observe(rec.version)
+		found, err := b.touch(req.key, rec.version, rec.writer, rec.expires)
+		switch {
+		case err != nil:
+			return appendResponse(nil, stError, version, []byte(err.Error())), nil
+		case !found:
 			return appendResponse(nil, stNotFound, version, nil), nil
 		}
-	case opSetTTL:
-		if !b.store.SetExpiry(req.key, expiry(req.ttl)) {
-			return appendResponse(nil, stNotFound, version, nil), nil
-		}
+	default:
+		return appendResponse(nil, stError, version, []byte(fmt.Sprintf("operation %d is not served on %s", req.op, AppName))), nil
 	}
 	return appendResponse(nil, stOK, version, nil), nil
+}
+
+// serveRead answers a replica read: a flags byte (bit 0: this node is
+// synced) and, when it holds the key, its record.
+func (c *Cache) serveRead(b *bucket, key string, version uint64) []byte {
+	var flags byte
+	if c.synced.Load() {
+		flags = 1
+	}
+	rec, found := b.read(key)
+	if !found {
+		return appendResponse(nil, stNotFound, version, []byte{flags})
+	}
+	out := appendResponse(make([]byte, 0, 9+1+len(key)+len(rec.value)+maxRecordOverhead), stOK, version, []byte{flags})
+	return appendRecord(out, rec)
 }

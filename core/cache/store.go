@@ -410,3 +410,21 @@ func unixNano(t time.Time) int64 {
 	}
 	return -1
 }
+
+// Peek is Get without its side effects: it neither counts a hit or a miss
+// nor refreshes the entry's recency. Replication uses it to compare
+// versions.
+func (s *Store) Peek(key string) (ports.Entry, bool) {
+	sh, h := s.shardFor(key)
+	_, hd, w, _ := sh.lay.Load().find(key, h)
+	if hd == nil || hd.expired(s.now()) {
+		return ports.Entry{}, false
+	}
+	return ports.Entry{
+		Key:       key,
+		Value:     hd.value(),
+		ExpiresAt: expiryTime(hd.loadExpires()),
+		Version:   hd.version,
+		Writer:    w.nodeID(),
+	}, true
+}

@@ -109,7 +109,7 @@ func TestConcurrentRecencyProtectsHotKeys(t *testing.T) {
 	wg.Wait()
 	lost := 0
 	for _, k := range hot {
-		if _, ok := s.Peek(k); !ok {
+		if _, ok := s.PeekAny(k); !ok {
 			lost++
 		}
 	}

@@ -31,9 +31,9 @@ func (s *Store) ArenaLen() (used, capacity int) {
 	return used, capacity
 }
 
-// Peek returns key's entry, expired or not, without changing recency or
+// PeekAny returns key's entry, expired or not, without changing recency or
 // counters.
-func (s *Store) Peek(key string) (ports.Entry, bool) {
+func (s *Store) PeekAny(key string) (ports.Entry, bool) {
 	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

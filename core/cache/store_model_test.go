@@ -250,7 +250,7 @@ func checkStoreAgainstLRUModel(t *rapid.T) {
 			_, removed := s.SweepOnce()
 			gone := 0
 			for k, e := range m.entries {
-				if _, ok := s.Peek(k); !ok {
+				if _, ok := s.PeekAny(k); !ok {
 					if !m.expired(e) {
 						t.Fatalf("sweep removed live entry %q", k)
 					}
@@ -271,7 +271,7 @@ func checkStoreAgainstLRUModel(t *rapid.T) {
 				t.Fatalf("LRU order %q, lruModel %q", got, m.order)
 			}
 			for k, want := range m.entries {
-				got, _ := s.Peek(k)
+				got, _ := s.PeekAny(k)
 				if string(got.Value) != want.value || !got.ExpiresAt.Equal(toTime(want.expires)) ||
 					got.Version != want.version || got.Writer != want.writer {
 					t.Fatalf("entry %q = %+v, lruModel has %+v", k, got, want)

@@ -63,7 +63,7 @@ func TestShardedStoreProperties(t *testing.T) {
 					t.Fatal(err)
 				}
 				lruModel[k] = last{value: v, expires: exp}
-				if _, ok := s.Peek(k); !ok {
+				if _, ok := s.PeekAny(k); !ok {
 					t.Fatalf("Set(%q) evicted the entry it set", k)
 				}
 			},
