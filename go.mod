@@ -4,6 +4,7 @@ go 1.26.7
 
 require (
 	github.com/1password/onepassword-sdk-go v0.4.1
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/google/uuid v1.6.0
 	github.com/hashicorp/consul/api v1.34.5
 	github.com/hashicorp/memberlist v0.7.0

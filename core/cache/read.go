@@ -129,23 +129,30 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 	for range r {
 		launch()
 	}
-	var got []readReply
+	var got, unsure []readReply
 	var errs []error
 	for outstanding > 0 && len(got) < r {
 		select {
 		case rep := <-replies:
 			outstanding--
-			if rep.authoritative() {
+			switch {
+			case rep.authoritative():
 				got = append(got, rep)
 				continue
-			}
-			if rep.err != nil {
+			case rep.err != nil:
 				errs = append(errs, rep.err)
+			default:
+				unsure = append(unsure, rep)
 			}
 			launch()
 		case <-ctx.Done():
 			return record{}, false, fmt.Errorf("cache: get %q in bucket %q: %w", key, b.name, ctx.Err())
 		}
+	}
+	// Every candidate asked: misses from replicas still syncing are what
+	// they hold, and count towards the quorum.
+	for len(got) < r && len(unsure) > 0 {
+		got, unsure = append(got, unsure[0]), unsure[1:]
 	}
 	if len(got) < r {
 		return record{}, false, fmt.Errorf("cache: get %q in bucket %q: %d of %d replicas answered: %w", key, b.name, len(got), r, errors.Join(append(errs, ErrQuorum)...))
