@@ -48,6 +48,9 @@ fuzz: check-go
 	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshal$$' -fuzztime=$(FUZZTIME) ./adapters/codec/raw
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./core/cache
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeResponse$$' -fuzztime=$(FUZZTIME) ./core/cache
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecords$$' -fuzztime=$(FUZZTIME) ./core/cache
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodePull$$' -fuzztime=$(FUZZTIME) ./core/cache
+	$(GO) test -run='^$$' -fuzz='^FuzzReply$$' -fuzztime=$(FUZZTIME) ./adapters/discovery/dnssd
 
 test-deps:
 	@missing=""; for p in $(TEST_PACKAGES); do cmd=$${p%%:*}; pkg=$${p#*:}; \
