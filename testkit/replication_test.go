@@ -216,6 +216,24 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 			t.Fatalf("%s lost by the rolling restart: %q, %v", key(k), v, err)
 		}
 	}
+	if got := copies(c, "data"); got != 3*n {
+		shown := 0
+		for k := 0; k < n && shown < 5; k++ {
+			var holders []int
+			for j := range 5 {
+				if _, _, _, ok := c.Node(j).Cache().LocalRecord("data", key(k)); ok {
+					holders = append(holders, j)
+				}
+			}
+			if len(holders) != 3 {
+				shown++
+				t.Logf("%s: holders %v, replicas %v", key(k), holders, c.Node(0).Cache().Replicas("data", key(k)))
+			}
+		}
+		for j := range 5 {
+			t.Logf("node %d: %+v", j, c.Node(j).Cache().ReplicationStats())
+		}
+	}
 	c.Eventually(30*time.Second, "three copies of every key", func() bool { return copies(c, "data") == 3*n })
 }
 

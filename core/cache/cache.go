@@ -114,7 +114,9 @@ type Cache struct {
 	syncedOnce      sync.Once
 	pullMu          sync.Mutex
 	pulledBy        map[ports.NodeID]pullMark
-	lastDrop        uint64 // syncer only
+	leaving         map[ports.NodeID]time.Time // peers handing off; see ownerView
+	pullGen         uint64                     // counts pulls served; guarded by pullMu
+	lastDropGen     uint64                     // pullGen at the last drop; syncer only
 	limiter         limiter
 	pendingReplicas atomic.Int64
 	received        atomic.Uint64
@@ -187,6 +189,7 @@ func New(cfg Config) (*Cache, error) {
 		syncKick: make(chan struct{}, 1),
 		syncedCh: make(chan struct{}),
 		pulledBy: make(map[ports.NodeID]pullMark),
+		leaving:  make(map[ports.NodeID]time.Time),
 	}
 	if cfg.SyncBandwidth > 0 {
 		c.limiter.rate = float64(cfg.SyncBandwidth)
@@ -281,6 +284,9 @@ func sortedIDs(ids []ports.NodeID) []ports.NodeID {
 // HandleEvent refreshes the view and, when a peer joins, exchanges bucket
 // definitions with it so buckets created before it joined exist there too.
 func (c *Cache) HandleEvent(ev ports.MemberEvent) {
+	if ev.Type == ports.MemberJoined {
+		c.forgetPeer(ev.Member.ID)
+	}
 	c.Refresh()
 	if ev.Type == ports.MemberJoined && ev.Member.Hosts(AppName) {
 		c.goSync(ev.Member.ID)

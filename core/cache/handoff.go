@@ -28,17 +28,31 @@ func nodesKey(ids []ports.NodeID) string {
 	return sb.String()
 }
 
-// notePulled records a completed pull by a peer.
+// notePulled records a completed pull by a peer. A peer that pulls is not
+// leaving (it may be back, restarted, with the same ID).
 func (c *Cache) notePulled(from ports.NodeID, v *placement.View, at uint64) {
 	c.pullMu.Lock()
 	c.pulledBy[from] = pullMark{nodes: nodesKey(v.Nodes()), at: at}
+	delete(c.leaving, from)
+	c.pullGen++
 	c.pullMu.Unlock()
 	c.kickSync()
 }
 
-// forgetPulls forgets the pulls of nodes that are not in v: a node that
-// left and comes back (with the same ID, as a restarted process does) has
-// lost what it pulled and must pull again before this node drops anything.
+// forgetPeer forgets a peer's pulls and handoff: it joined anew (a node
+// back after leaving or failing has lost what it held, even when the
+// membership layer reported no departure in between).
+func (c *Cache) forgetPeer(p ports.NodeID) {
+	c.pullMu.Lock()
+	delete(c.pulledBy, p)
+	delete(c.leaving, p)
+	c.pullMu.Unlock()
+}
+
+// forgetPulls forgets the pulls and handoffs of nodes that are not in v: a
+// node that left and comes back (with the same ID, as a restarted process
+// does) has lost what it pulled and must pull again before this node drops
+// anything.
 func (c *Cache) forgetPulls(v *placement.View) {
 	c.pullMu.Lock()
 	defer c.pullMu.Unlock()
@@ -47,40 +61,85 @@ func (c *Cache) forgetPulls(v *placement.View) {
 			delete(c.pulledBy, p)
 		}
 	}
+	for p := range c.leaving {
+		if !v.Contains(p) {
+			delete(c.leaving, p) // it left; if it comes back, it is new
+		}
+	}
 }
 
 // dropHorizon returns the clock reading before which every copy this node
-// holds has been offered to every peer of view v, as each pulled with v;
-// ok is false while some peer has not.
-func (c *Cache) dropHorizon(v *placement.View) (uint64, bool) {
+// held was offered to every peer of view v, as each pulled with v, and the
+// pull generation it reflects; ok is false while some peer has not pulled
+// with v.
+func (c *Cache) dropHorizon(v *placement.View) (horizon, gen uint64, ok bool) {
 	key := nodesKey(v.Nodes())
 	c.pullMu.Lock()
 	defer c.pullMu.Unlock()
-	horizon, any := uint64(0), false
+	any := false
 	for _, p := range v.Nodes() {
 		if p == c.self {
 			continue
 		}
-		m, ok := c.pulledBy[p]
-		if !ok || m.nodes != key {
-			return 0, false
+		m, found := c.pulledBy[p]
+		if !found || m.nodes != key {
+			return 0, 0, false
 		}
 		if !any || m.at < horizon {
 			horizon, any = m.at, true
 		}
 	}
-	return horizon, any
+	return horizon, c.pullGen, any
+}
+
+// leavingFor is how long a peer that announced its handoff counts as gone
+// for dropping, should it not leave after all.
+const leavingFor = 2 * time.Minute
+
+// noteLeaving records that peer is handing its keys off before leaving.
+func (c *Cache) noteLeaving(peer ports.NodeID) {
+	c.pullMu.Lock()
+	defer c.pullMu.Unlock()
+	if len(c.leaving) < maxViewNodes {
+		c.leaving[peer] = time.Now().Add(leavingFor)
+	}
+}
+
+// ownerView is the view copies are kept for: the current view without the
+// peers handing off, whose keys this node may just have received as their
+// next owner, before the peer has left the view.
+func (c *Cache) ownerView(v *placement.View) *placement.View {
+	c.pullMu.Lock()
+	defer c.pullMu.Unlock()
+	now := time.Now()
+	var gone []ports.NodeID
+	for p, until := range c.leaving {
+		switch {
+		case now.After(until) || !v.Contains(p):
+			delete(c.leaving, p)
+		default:
+			gone = append(gone, p)
+		}
+	}
+	if len(gone) == 0 {
+		return v
+	}
+	return placement.NewView(v.Version(), slices.DeleteFunc(slices.Clone(v.Nodes()), func(id ports.NodeID) bool {
+		return slices.Contains(gone, id)
+	}))
 }
 
 // maybeDropForeign removes the copies this node holds of keys it does not
-// own, once their owners have pulled them (see dropHorizon).
+// own, once their owners have pulled them (see dropHorizon). A copy this
+// node would own once a peer that is handing off has left is kept.
 func (c *Cache) maybeDropForeign() {
 	v := c.view.Load()
-	horizon, ok := c.dropHorizon(v)
-	if !ok || horizon <= c.lastDrop {
+	horizon, gen, ok := c.dropHorizon(v)
+	if !ok || gen == c.lastDropGen {
 		return
 	}
-	c.lastDrop = horizon
+	c.lastDropGen = gen
+	keep := c.ownerView(v)
 	dropped := 0
 	for _, name := range c.Buckets() {
 		b, err := c.bucket(name)
@@ -88,12 +147,18 @@ func (c *Cache) maybeDropForeign() {
 			return
 		}
 		rf, _, _ := b.opts.quorums(v.Len())
-		owners := make([]ports.NodeID, 0, rf)
+		krf, _, _ := b.opts.quorums(keep.Len())
+		owners := make([]ports.NodeID, 0, rf+krf)
 		b.store.Range(func(e ports.Entry) bool {
 			if e.Version >= horizon {
 				return true
 			}
-			if !slices.Contains(v.Owners(owners[:0], placement.KeyHash(name, e.Key), rf), c.self) {
+			kh := placement.KeyHash(name, e.Key)
+			owners = v.Owners(owners[:0], kh, rf)
+			if keep != v {
+				owners = keep.Owners(owners, kh, krf)
+			}
+			if !slices.Contains(owners, c.self) {
 				b.drop(e.Key, e.Version)
 				dropped++
 			}
@@ -118,6 +183,11 @@ func (c *Cache) Handoff(ctx context.Context) error {
 	}
 	after := placement.NewView(0, rest)
 	start := time.Now()
+	// Tell the peers first, so none drops what it receives as a copy it
+	// does not own yet.
+	for _, p := range rest {
+		_ = c.call(ctx, c.syncApp, p, appendRequest(nil, request{op: opLeaving}), func(response) error { return nil })
+	}
 	var (
 		mu   sync.Mutex
 		errs []error

@@ -22,10 +22,11 @@ const (
 	opPull                   // sync: send me what I own that I may lack
 	opOffer                  // sync: which of these versions do you want?
 	opPutBatch               // sync: apply these records
+	opLeaving                // sync: the sender is handing off and leaving
 )
 
 // lastOp is the highest operation code.
-const lastOp = opPutBatch
+const lastOp = opLeaving
 
 // status is the outcome a response reports.
 type status uint8

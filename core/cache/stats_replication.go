@@ -90,3 +90,15 @@ func (c *Cache) LocalRecord(bucketName, key string) (version uint64, writer port
 	v, w, tomb, ok := b.current(key)
 	return v, ports.NodeID(w), tomb, ok
 }
+
+// Replicas returns the nodes that hold key's replicas in this node's
+// current view, primary first.
+func (c *Cache) Replicas(bucketName, key string) []ports.NodeID {
+	b, err := c.bucket(bucketName)
+	if err != nil {
+		return nil
+	}
+	v := c.view.Load()
+	rf, _, _ := b.opts.quorums(v.Len())
+	return v.Owners(nil, placement.KeyHash(bucketName, key), rf)
+}

@@ -468,6 +468,10 @@ func (c *Cache) serveSync(ctx context.Context, from ports.NodeID, payload []byte
 		c.log.Warn("malformed sync request", "from", string(from), "err", err)
 		return appendResponse(nil, stError, version, []byte(err.Error())), nil
 	}
+	if req.op == opLeaving {
+		c.noteLeaving(from)
+		return appendResponse(nil, stOK, version, nil), nil
+	}
 	b, err := c.bucket(req.bucket)
 	if err != nil {
 		if errors.Is(err, ErrUnknownBucket) {
