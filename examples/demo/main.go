@@ -3,8 +3,9 @@
 // sockets on loopback (hashicorp/memberlist, UDP and TCP), application
 // traffic over QUIC with mutual TLS (certificates minted by the shared
 // development CA), a broadcast, requests with responses between every pair,
-// the distributed cache (a bucket, keys set and read across nodes, a
-// cluster-wide single-flight load), and a graceful leave.
+// the distributed cache (a replicated bucket, keys set and read across
+// nodes, a cluster-wide single-flight load), and a graceful leave that hands
+// the leaving node's keys to their next replicas.
 //
 // It prints what happens and exits by itself within seconds.
 //
@@ -156,7 +157,9 @@ func run() error {
 	}
 
 	fmt.Println("\n== distributed cache (Mycel)")
-	if err := nodes[0].Cache().CreateBucket(ctx, "sessions", cache.BucketOptions{DefaultTTL: time.Minute}); err != nil {
+	// Two copies of each key; a write returns once both have it (the
+	// default write quorum, a majority of 2), so any read sees it.
+	if err := nodes[0].Cache().CreateBucket(ctx, "sessions", cache.BucketOptions{DefaultTTL: time.Minute, Replicas: 2}); err != nil {
 		return err
 	}
 	for !hasBucket(nodes, "sessions") {
@@ -178,7 +181,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s set on %s, owned by %s, read on %s: %q\n", key, nodes[i%3].ID(), reader.Cache().Owner("sessions", key), reader.ID(), v)
+		fmt.Printf("%s set on %s, replicas %v, read on %s: %q\n", key, nodes[i%3].ID(), reader.Cache().Replicas("sessions", key), reader.ID(), v)
 	}
 	var loads atomic.Int32
 	var wg sync.WaitGroup
@@ -216,6 +219,20 @@ func run() error {
 	_, err = nodes[0].Application("greeter").Request(rctx, last.ID(), []byte("still there?"))
 	rcancel()
 	fmt.Printf("%s left; %s now sees %d members; a request to it fails at once: %v\n", last.ID(), nodes[0].ID(), len(nodes[0].Members()), err)
+	// It handed its keys to their next replicas before leaving: nothing is
+	// lost, and each key is back to two copies.
+	for i := range 6 {
+		key := fmt.Sprintf("user:%d", i)
+		if _, err := nodes[i%2].Cache().Get(ctx, "sessions", key); err != nil {
+			return fmt.Errorf("after the leave: %w", err)
+		}
+	}
+	copies := 0
+	for _, n := range nodes {
+		s, _ := n.Cache().Stats("sessions")
+		copies += s.Entries
+	}
+	fmt.Printf("after the leave all 6 keys (and the report) are still readable; %d copies on the 2 remaining nodes\n", copies)
 	fmt.Println()
 	return nil
 }
