@@ -27,29 +27,37 @@ type readReply struct {
 
 func (r readReply) authoritative() bool { return r.err == nil && (r.found || r.synced) }
 
-// candidates returns the nodes to read key from, in order: its replicas in
-// the current view (the first rf), then those of the previous view still
-// present.
-func (c *Cache) candidates(b *bucket, key string) (owners []ports.NodeID, rf, w, r int) {
-	v := c.view.Load()
-	kh := placement.KeyHash(b.name, key)
-	rf, w, r = b.opts.quorums(v.Len())
-	owners = v.Owners(make([]ports.NodeID, 0, 2*rf), kh, rf)
+// candidates returns the nodes to read key from, in order: owners (its
+// replicas in the current view v, the first rf), then its owners in the
+// previous view that are still members.
+func (c *Cache) candidates(b *bucket, kh uint64, v *placement.View, owners []ports.NodeID) []ports.NodeID {
 	if prev := c.prevView.Load(); prev != nil && prev != v {
 		prf, _, _ := b.opts.quorums(prev.Len())
-		for _, o := range prev.Owners(nil, kh, prf) {
+		var buf [MaxReplicas]ports.NodeID
+		for _, o := range prev.Owners(buf[:0], kh, prf) {
 			if v.Contains(o) && !slices.Contains(owners, o) {
 				owners = append(owners, o)
 			}
 		}
 	}
-	return owners, rf, w, r
+	return owners
 }
 
 // readKey returns the newest record the read quorum of key's replicas
 // holds; found is false when none holds one.
 func (c *Cache) readKey(ctx context.Context, b *bucket, key string) (record, bool, error) {
-	nodes, rf, w, r := c.candidates(b, key)
+	v := c.view.Load()
+	kh := placement.KeyHash(b.name, key)
+	rf, w, r := b.opts.quorums(v.Len())
+	var buf [2 * MaxReplicas]ports.NodeID
+	owners := v.Owners(buf[:0], kh, rf)
+	if r == 1 && slices.Contains(owners, c.self) {
+		// The fast path: this node's own copy, no network hop.
+		if rep := c.readLocal(b, key); rep.authoritative() {
+			return rep.rec, rep.found, nil
+		}
+	}
+	nodes := c.candidates(b, kh, v, owners)
 	if r == 1 {
 		return c.readOne(ctx, b, key, nodes, rf)
 	}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,7 @@ type deletion struct {
 // than the TTL may bring back a key deleted meanwhile, which
 // docs/CONSISTENCY.md states.
 type tombstones struct {
+	count atomic.Int64 // len(m), read without the lock by get's fast path
 	mu    sync.Mutex
 	ttl   time.Duration
 	limit int
@@ -33,6 +35,9 @@ func newTombstones(ttl time.Duration, limit int) *tombstones {
 
 // get returns key's deletion if it has one that has not been forgotten.
 func (t *tombstones) get(key string) (deletion, bool) {
+	if t.count.Load() == 0 {
+		return deletion{}, false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts, ok := t.m[key]
@@ -50,12 +55,17 @@ func (t *tombstones) put(key string, version uint64, writer string) {
 	for len(t.m) > t.limit {
 		t.popLocked()
 	}
+	t.count.Store(int64(len(t.m)))
 }
 
 // remove forgets key's deletion (a newer value replaced it).
 func (t *tombstones) remove(key string) {
+	if t.count.Load() == 0 {
+		return
+	}
 	t.mu.Lock()
 	delete(t.m, key) // its slot in order is skipped when reached
+	t.count.Store(int64(len(t.m)))
 	t.mu.Unlock()
 }
 
@@ -76,6 +86,7 @@ func (t *tombstones) expire(now time.Time, budget int) int {
 			n++
 		}
 	}
+	t.count.Store(int64(len(t.m)))
 	return n
 }
 
