@@ -31,6 +31,9 @@ func nodesKey(ids []ports.NodeID) string {
 // notePulled records a completed pull by a peer. A peer that pulls is not
 // leaving (it may be back, restarted, with the same ID).
 func (c *Cache) notePulled(from ports.NodeID, v *placement.View, at uint64) {
+	if !c.view.Load().Contains(from) {
+		return // not a member here (yet): nothing to record, and the table stays bounded by the view
+	}
 	c.pullMu.Lock()
 	c.pulledBy[from] = pullMark{nodes: nodesKey(v.Nodes()), at: at}
 	delete(c.leaving, from)
@@ -98,11 +101,12 @@ const leavingFor = 2 * time.Minute
 
 // noteLeaving records that peer is handing its keys off before leaving.
 func (c *Cache) noteLeaving(peer ports.NodeID) {
+	if !c.view.Load().Contains(peer) {
+		return
+	}
 	c.pullMu.Lock()
 	defer c.pullMu.Unlock()
-	if len(c.leaving) < maxViewNodes {
-		c.leaving[peer] = time.Now().Add(leavingFor)
-	}
+	c.leaving[peer] = time.Now().Add(leavingFor)
 }
 
 // ownerView is the view copies are kept for: the current view without the
