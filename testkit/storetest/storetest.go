@@ -329,7 +329,7 @@ func (h *harness) testLRUEvictionOrder(t *testing.T) {
 	wantValue(t, s, "e", "e") // e a f c
 	set(t, s, "g", "g")       // evicts c: g e a f
 	wantKeys(t, s, "a", "e", "f", "g")
-	if s.Delete("e") != true {
+	if !s.Delete("e") {
 		t.Fatal("Delete(e) = false")
 	}
 	set(t, s, "h", "h") // room freed by the delete: no eviction
