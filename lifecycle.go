@@ -177,6 +177,13 @@ func (n *Node) eventLoop() {
 		n.mesh.HandleEvent(ev)
 		n.cache.HandleEvent(ev)
 		n.reconnect.observe(ev)
+		if (ev.Type == ports.MemberLeft || ev.Type == ports.MemberFailed) && len(n.mesh.Peers()) == 0 {
+			// The last peer is gone: rediscover now, not at the next tick.
+			select {
+			case n.alone <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -196,6 +203,7 @@ func (n *Node) joinLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-timer.C:
+		case <-n.alone:
 		}
 		if len(n.membership.Members()) <= 1 {
 			n.join()

@@ -86,6 +86,7 @@ type Node struct {
 	joinWG    sync.WaitGroup // the join loop
 	reconnect *reconnector
 	ready     chan struct{}
+	alone     chan struct{} // wakes the join loop when the last peer is gone
 
 	mu           sync.Mutex
 	started      bool
