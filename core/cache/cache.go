@@ -108,8 +108,9 @@ type Cache struct {
 	clock           hlc
 	syncApp         *mesh.App
 	syncKick        chan struct{}
-	syncMu          sync.Mutex  // orders view changes against marking synced
-	synced          atomic.Bool // pulled from every peer of the current view
+	dropKick        chan struct{} // a peer pulled: check whether copies can go
+	syncMu          sync.Mutex    // orders view changes against marking synced
+	synced          atomic.Bool   // pulled from every peer of the current view
 	syncedCh        chan struct{}
 	syncedOnce      sync.Once
 	pullMu          sync.Mutex
@@ -187,6 +188,7 @@ func New(cfg Config) (*Cache, error) {
 		app: app, load: load, syncApp: syncApp, ctx: ctx, cancel: cancel,
 		buckets:  make(map[string]*bucket),
 		syncKick: make(chan struct{}, 1),
+		dropKick: make(chan struct{}, 1),
 		syncedCh: make(chan struct{}),
 		pulledBy: make(map[ports.NodeID]pullMark),
 		leaving:  make(map[ports.NodeID]time.Time),

@@ -39,7 +39,12 @@ func (c *Cache) notePulled(from ports.NodeID, v *placement.View, at uint64) {
 	delete(c.leaving, from)
 	c.pullGen++
 	c.pullMu.Unlock()
-	c.kickSync()
+	// Only the drop check: a pull served must not start a round of this
+	// node's own, or two nodes would make each other pull forever.
+	select {
+	case c.dropKick <- struct{}{}:
+	default:
+	}
 }
 
 // forgetPeer forgets a peer's pulls and handoff: it joined anew (a node

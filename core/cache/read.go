@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -230,17 +231,20 @@ func (c *Cache) readFrom(ctx context.Context, b *bucket, o ports.NodeID, key str
 	rep := readReply{from: o}
 	payload := appendRequest(nil, request{op: opRead, bucket: b.name, key: key})
 	rep.err = c.callBucket(ctx, c.app, o, b, payload, func(r response) error {
-		if len(r.body) < 1 || (r.status != stOK && r.status != stNotFound) {
+		if len(r.body) < readHeadLen || (r.status != stOK && r.status != stNotFound) {
 			if r.status == stOK || r.status == stNotFound {
 				return fmt.Errorf("cache: read reply from %s without flags: %w", o, ports.ErrMalformed)
 			}
 			return statusErr(r)
 		}
-		rep.synced = r.body[0]&1 != 0
+		// A replica is synced for its own view; its miss proves something
+		// only if that view is this node's too (same members, so the
+		// same owners).
+		rep.synced = r.body[0]&1 != 0 && binary.BigEndian.Uint64(r.body[1:]) == c.view.Load().Fingerprint()
 		if r.status == stNotFound {
 			return nil
 		}
-		rec, rest, err := decodeRecord(r.body[1:])
+		rec, rest, err := decodeRecord(r.body[readHeadLen:])
 		if err != nil {
 			return fmt.Errorf("cache: read reply from %s: %w", o, err)
 		}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -90,16 +91,21 @@ func (c *Cache) serve(ctx context.Context, from ports.NodeID, payload []byte) ([
 }
 
 // serveRead answers a replica read: a flags byte (bit 0: this node is
-// synced) and, when it holds the key, its record.
+// synced), the fingerprint of the view it is synced for, and, when it
+// holds the key, its record.
 func (c *Cache) serveRead(b *bucket, key string, version uint64) []byte {
-	var flags byte
+	var head [readHeadLen]byte
 	if c.synced.Load() {
-		flags = 1
+		head[0] = 1
 	}
+	binary.BigEndian.PutUint64(head[1:], c.view.Load().Fingerprint())
 	rec, found := b.read(key)
 	if !found {
-		return appendResponse(nil, stNotFound, version, []byte{flags})
+		return appendResponse(nil, stNotFound, version, head[:])
 	}
-	out := appendResponse(make([]byte, 0, 9+1+len(key)+len(rec.value)+maxRecordOverhead), stOK, version, []byte{flags})
+	out := appendResponse(make([]byte, 0, 9+readHeadLen+len(key)+len(rec.value)+maxRecordOverhead), stOK, version, head[:])
 	return appendRecord(out, rec)
 }
+
+// readHeadLen is the size of a read reply's flags and view fingerprint.
+const readHeadLen = 9

@@ -101,6 +101,9 @@ func (c *Cache) syncer() {
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-c.dropKick:
+			c.maybeDropForeign()
+			continue
 		case <-c.syncKick:
 		case <-tick.C:
 		case <-retry.C:

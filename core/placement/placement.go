@@ -67,9 +67,10 @@ func mix(x uint64) uint64 {
 // computed against. Build a new View on every membership change; a View is
 // safe for concurrent use.
 type View struct {
-	version uint64
-	nodes   []ports.NodeID // sorted
-	hashes  []uint64       // hashes[i] = nodeHash(nodes[i])
+	version     uint64
+	nodes       []ports.NodeID // sorted
+	hashes      []uint64       // hashes[i] = nodeHash(nodes[i])
+	fingerprint uint64
 }
 
 // NewView returns a view of the given nodes (duplicates removed) with a
@@ -79,11 +80,18 @@ func NewView(version uint64, nodes []ports.NodeID) *View {
 	slices.Sort(ns)
 	ns = slices.Compact(ns)
 	hs := make([]uint64, len(ns))
+	fp := uint64(len(ns))
 	for i, id := range ns {
 		hs[i] = nodeHash(id)
+		fp = mix(fp*0x9e3779b97f4a7c15 ^ hs[i])
 	}
-	return &View{version: version, nodes: ns, hashes: hs}
+	return &View{version: version, nodes: ns, hashes: hs, fingerprint: fp}
 }
+
+// Fingerprint identifies the view's set of nodes: views of the same nodes
+// have the same fingerprint on every node, whatever their versions, and so
+// the same owners for every key.
+func (v *View) Fingerprint() uint64 { return v.fingerprint }
 
 // Version returns the view's version.
 func (v *View) Version() uint64 { return v.version }
