@@ -1,8 +1,8 @@
 package cache
 
 import (
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
