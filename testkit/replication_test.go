@@ -319,7 +319,12 @@ func TestMinClusterSizeRefusesMinorityWrites(t *testing.T) {
 	}
 	c.Partition([]int{0, 1}, []int{2, 3, 4})
 	c.Eventually(15*time.Second, "both sides see the partition", func() bool {
-		return len(c.Node(0).Members()) == 2 && len(c.Node(2).Members()) == 3
+		for i := range 5 {
+			if want := map[bool]int{true: 2, false: 3}[i < 2]; len(c.Node(i).Members()) != want {
+				return false
+			}
+		}
+		return true
 	})
 	for k := range 100 {
 		err := c.Node(k%2).Cache().Set(ctx, "data", key(k), []byte("minority"), 0)

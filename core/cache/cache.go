@@ -109,8 +109,9 @@ type Cache struct {
 	syncApp         *mesh.App
 	syncKick        chan struct{}
 	dropKick        chan struct{} // a peer pulled: check whether copies can go
-	syncMu          sync.Mutex    // orders view changes against marking synced
-	synced          atomic.Bool   // pulled from every peer of the current view
+	promised        *promises
+	syncMu          sync.Mutex  // orders view changes against marking synced
+	synced          atomic.Bool // pulled from every peer of the current view
 	syncedCh        chan struct{}
 	syncedOnce      sync.Once
 	pullMu          sync.Mutex
@@ -189,6 +190,7 @@ func New(cfg Config) (*Cache, error) {
 		buckets:  make(map[string]*bucket),
 		syncKick: make(chan struct{}, 1),
 		dropKick: make(chan struct{}, 1),
+		promised: newPromises(1 << 20),
 		syncedCh: make(chan struct{}),
 		pulledBy: make(map[ports.NodeID]pullMark),
 		leaving:  make(map[ports.NodeID]time.Time),

@@ -210,6 +210,18 @@ func (c *Cache) syncRound(v *placement.View) (int, error) {
 			return received, errors.Join(errs...)
 		}
 	}
+	// An offer this node declined because another peer had promised the
+	// record counts only once that record arrived.
+	for deadline := time.Now().Add(2 * time.Second); c.promised.pending(time.Now()) > 0; {
+		if time.Now().After(deadline) {
+			return received, errors.New("records promised by peers have not arrived")
+		}
+		select {
+		case <-c.ctx.Done():
+			return received, c.ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	return received, nil
 }
 
@@ -428,15 +440,17 @@ func (bt *batcher) flush() error {
 }
 
 // serveOffer answers an offer with a bitmap of the records this node
-// wants: those it lacks or holds older.
-func (c *Cache) serveOffer(b *bucket, body []byte) ([]byte, error) {
+// wants: those it lacks or holds older, and that no other peer has
+// promised already (see promises).
+func (c *Cache) serveOffer(from ports.NodeID, b *bucket, body []byte) ([]byte, error) {
 	recs, err := decodeRecords(body, syncBatchMax)
 	if err != nil {
 		return nil, err
 	}
 	want := make([]byte, (len(recs)+7)/8)
+	now := time.Now()
 	for i, r := range recs {
-		if v, w, _, ok := b.current(r.key); !ok || r.newerThan(v, w) {
+		if v, w, _, ok := b.current(r.key); (!ok || r.newerThan(v, w)) && c.promised.claim(b.name, r, from, now) {
 			want[i/8] |= 1 << (i % 8)
 		}
 	}
@@ -444,14 +458,18 @@ func (c *Cache) serveOffer(b *bucket, body []byte) ([]byte, error) {
 }
 
 // servePutBatch applies a batch of records.
-func (c *Cache) servePutBatch(b *bucket, body []byte) error {
+func (c *Cache) servePutBatch(from ports.NodeID, b *bucket, body []byte) error {
 	recs, err := decodeRecords(body, syncBatchMax)
 	if err != nil {
 		return err
 	}
+	_, copies := b.store.(*Store) // the default store copies what it keeps
 	for _, r := range recs {
 		c.clock.observe(r.version)
-		r.value = slices.Clone(r.value) // the store copies, but a batch buffer is large: do not pin it
+		c.promised.fulfil(b.name, r.key, from)
+		if !copies {
+			r.value = slices.Clone(r.value) // do not let a store pin the whole batch
+		}
 		applied, err := b.apply(r)
 		if err != nil {
 			return err
@@ -487,9 +505,9 @@ func (c *Cache) serveSync(ctx context.Context, from ports.NodeID, payload []byte
 	case opPull:
 		err = c.servePull(ctx, from, b, req.value)
 	case opOffer:
-		body, err = c.serveOffer(b, req.value)
+		body, err = c.serveOffer(from, b, req.value)
 	case opPutBatch:
-		err = c.servePutBatch(b, req.value)
+		err = c.servePutBatch(from, b, req.value)
 	default:
 		err = fmt.Errorf("cache: operation %d is not served on %s: %w", req.op, SyncAppName, ports.ErrMalformed)
 	}
