@@ -241,11 +241,23 @@ func TestJoinUnderLoadLosesNothing(t *testing.T) {
 	c := testkit.NewCluster(t, 5)
 	c.Stop(3)
 	c.Stop(4)
+	c.Eventually(10*time.Second, "the 3 remaining nodes see only each other", func() bool {
+		for i := range 3 {
+			if len(c.Node(i).Members()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
 	// R=2: with W=2 and RF=3, R+W > RF, so a key whose Set returned is read
 	// back on any node; a miss is then a real loss, not replication lag.
 	opts := replicated
 	opts.ReadQuorum = 2
 	createEverywhere(t, c, 0, "data", opts)
+	// RF=2: some keys move to two new owners at once, so only nodes that no
+	// longer own them hold them while they move.
+	createEverywhere(t, c, 0, "pairs", cache.BucketOptions{Replicas: 2, WriteQuorum: 2})
+	writeKeys(t, c, "pairs", 1000)
 
 	var acked atomic.Int64 // keys [0, acked) are acknowledged
 	stop := make(chan struct{})
@@ -293,8 +305,13 @@ func TestJoinUnderLoadLosesNothing(t *testing.T) {
 			t.Fatalf("acknowledged %s lost: %q, %v", key(k), v, err)
 		}
 	}
+	for k := range 1000 {
+		if v, err := c.Node(k%5).Cache().Get(ctx, "pairs", key(k)); err != nil || string(v) != string(value(k)) {
+			t.Fatalf("RF=2 key %s lost by the join: %q, %v", key(k), v, err)
+		}
+	}
 	c.Eventually(30*time.Second, "three copies of every key, on their owners", func() bool {
-		if copies(c, "data") != 3*n {
+		if copies(c, "data") != 3*n || copies(c, "pairs") != 2*1000 {
 			return false
 		}
 		for i := range 5 {

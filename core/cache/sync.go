@@ -329,8 +329,12 @@ func (c *Cache) servePull(ctx context.Context, from ports.NodeID, b *bucket, bod
 	return nil
 }
 
-// pushTo sends to peer the records of b it owns in v, in the ranges whose
-// digest differs from theirs (every range when theirs is nil).
+// pushTo sends to peer the records of b it owns in v: in the ranges whose
+// digest of the keys both own differs from theirs, and every copy this
+// node holds without owning it (those are few: until the owners have them,
+// after a membership change). With theirs nil (a handoff) it sends all.
+// The digest covers only keys both nodes own, so two replicas that agree
+// match range by range even while one still holds copies for others.
 func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *placement.View, theirs *digests) error {
 	rf, _, _ := b.opts.quorums(v.Len())
 	owners := make([]ports.NodeID, 0, rf)
@@ -340,20 +344,19 @@ func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *pla
 		wh := writerHashes{}
 		b.eachItem(func(r record) bool {
 			kh := placement.KeyHash(b.name, r.key)
-			if slices.Contains(v.Owners(owners[:0], kh, rf), peer) {
+			owners = v.Owners(owners[:0], kh, rf)
+			if slices.Contains(owners, peer) && slices.Contains(owners, c.self) {
 				mine[kh>>56] ^= itemHash(kh, r, wh.of(r.writer))
 			}
 			return true
 		})
-		if mine == *theirs {
-			return nil
-		}
 		differs = func(kh uint64) bool { return mine[kh>>56] != theirs[kh>>56] }
 	}
 	bt := &batcher{c: c, ctx: ctx, peer: peer, b: b}
 	b.eachItem(func(r record) bool {
 		kh := placement.KeyHash(b.name, r.key)
-		if !differs(kh) || !slices.Contains(v.Owners(owners[:0], kh, rf), peer) {
+		owners = v.Owners(owners[:0], kh, rf)
+		if !slices.Contains(owners, peer) || (!differs(kh) && slices.Contains(owners, c.self)) {
 			return true
 		}
 		return bt.add(r) == nil
