@@ -288,8 +288,16 @@ func sortedIDs(ids []ports.NodeID) []ports.NodeID {
 // HandleEvent refreshes the view and, when a peer joins, exchanges bucket
 // definitions with it so buckets created before it joined exist there too.
 func (c *Cache) HandleEvent(ev ports.MemberEvent) {
-	if ev.Type == ports.MemberJoined {
+	if ev.Type == ports.MemberJoined && ev.Member.ID != c.self {
+		// Whatever it pulled before is gone if it restarted; ask it to
+		// pull again so this node learns it has (and may drop copies).
 		c.forgetPeer(ev.Member.ID)
+		if ev.Member.Hosts(SyncAppName) {
+			peer := ev.Member.ID
+			c.goBackground(func(ctx context.Context) {
+				_ = c.call(ctx, c.syncApp, peer, appendRequest(nil, request{op: opNudge}), func(response) error { return nil })
+			})
+		}
 	}
 	c.Refresh()
 	if ev.Type == ports.MemberJoined && ev.Member.Hosts(AppName) {

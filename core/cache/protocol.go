@@ -23,10 +23,11 @@ const (
 	opOffer                  // sync: which of these versions do you want?
 	opPutBatch               // sync: apply these records
 	opLeaving                // sync: the sender is handing off and leaving
+	opNudge                  // sync: please run a sync round (pull from your peers)
 )
 
 // lastOp is the highest operation code.
-const lastOp = opLeaving
+const lastOp = opNudge
 
 // status is the outcome a response reports.
 type status uint8

@@ -339,7 +339,9 @@ func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *pla
 	rf, _, _ := b.opts.quorums(v.Len())
 	owners := make([]ports.NodeID, 0, rf)
 	differs := func(kh uint64) bool { return true }
-	if theirs != nil {
+	if theirs != nil && *theirs != (digests{}) {
+		// (A puller that holds nothing, new or restarted, needs no digest
+		// comparison: everything it owns is sent.)
 		var mine digests
 		wh := writerHashes{}
 		b.eachItem(func(r record) bool {
@@ -492,8 +494,12 @@ func (c *Cache) serveSync(ctx context.Context, from ports.NodeID, payload []byte
 		c.log.Warn("malformed sync request", "from", string(from), "err", err)
 		return appendResponse(nil, stError, version, []byte(err.Error())), nil
 	}
-	if req.op == opLeaving {
+	switch req.op {
+	case opLeaving:
 		c.noteLeaving(from)
+		return appendResponse(nil, stOK, version, nil), nil
+	case opNudge:
+		c.kickSync()
 		return appendResponse(nil, stOK, version, nil), nil
 	}
 	b, err := c.bucket(req.bucket)
