@@ -76,16 +76,18 @@ func BenchmarkRemote(b *testing.B) {
 	}
 }
 
-// startMycorrizalCache starts three nodes, creates the bucket (raw codec)
-// through the first, waits until every node places every key on the same
-// owner, preloads the keys, and returns the first node's Get and Set.
+// startMycorrizalCache starts three nodes, creates the bucket (raw codec,
+// one replica per key: Replicas 1, so two thirds of the keys stay remote
+// now that buckets replicate by default) through the first, waits until
+// every node places every key on the same owner, preloads the keys, and
+// returns the first node's Get and Set.
 func startMycorrizalCache(b *testing.B, keys []string, value []byte) remoteSide {
 	b.Helper()
 	nodes := startMycorrizalNodes(b, remoteNodes, cache.AppName, nil)
 	c := nodes[0].Cache()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.CreateBucket(ctx, remoteBucket, cache.BucketOptions{Codec: "raw"}); err != nil {
+	if err := c.CreateBucket(ctx, remoteBucket, cache.BucketOptions{Codec: "raw", Replicas: 1}); err != nil {
 		b.Fatal(err)
 	}
 	waitPlacement(b, nodes, keys)
