@@ -354,7 +354,7 @@ func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *pla
 		})
 		differs = func(kh uint64) bool { return mine[kh>>56] != theirs[kh>>56] }
 	}
-	bt := &batcher{c: c, ctx: ctx, peer: peer, b: b}
+	bt := newBatcher(c, ctx, peer, b)
 	b.eachItem(func(r record) bool {
 		kh := placement.KeyHash(b.name, r.key)
 		owners = v.Owners(owners[:0], kh, rf)
@@ -363,11 +363,13 @@ func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *pla
 		}
 		return bt.add(r) == nil
 	})
-	return bt.flush()
+	return bt.close()
 }
 
 // batcher gathers records for one peer and sends them as an offer
-// followed by the wanted records.
+// followed by the wanted records, with up to syncPipeline batches in
+// flight (a pull is latency-bound otherwise: two round trips per batch).
+// Its goroutines are waited for by close.
 type batcher struct {
 	c     *Cache
 	ctx   context.Context
@@ -375,15 +377,40 @@ type batcher struct {
 	b     *bucket
 	recs  []record
 	bytes int
+
+	slots chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
 	err   error
 }
 
+// syncPipeline is how many batches one pull or handoff has in flight.
+const syncPipeline = 4
+
+func newBatcher(c *Cache, ctx context.Context, peer ports.NodeID, b *bucket) *batcher {
+	return &batcher{c: c, ctx: ctx, peer: peer, b: b, slots: make(chan struct{}, syncPipeline)}
+}
+
+func (bt *batcher) failed() error {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	return bt.err
+}
+
+func (bt *batcher) fail(err error) {
+	bt.mu.Lock()
+	if bt.err == nil {
+		bt.err = err
+	}
+	bt.mu.Unlock()
+}
+
 func (bt *batcher) add(r record) error {
-	if bt.err != nil {
-		return bt.err
+	if err := bt.failed(); err != nil {
+		return err
 	}
 	if len(bt.recs) > 0 && (bt.bytes+r.size() > syncBatchBytes || len(bt.recs) >= syncBatchMax) {
-		if err := bt.flush(); err != nil {
+		if err := bt.dispatch(); err != nil {
 			return err
 		}
 	}
@@ -392,14 +419,44 @@ func (bt *batcher) add(r record) error {
 	return nil
 }
 
-// flush offers the gathered versions, then sends the wanted records.
-func (bt *batcher) flush() error {
-	if bt.err != nil || len(bt.recs) == 0 {
-		return bt.err
+// dispatch sends the gathered batch in a goroutine once a slot is free.
+func (bt *batcher) dispatch() error {
+	recs := bt.recs
+	bt.recs, bt.bytes = make([]record, 0, len(recs)), 0
+	select {
+	case bt.slots <- struct{}{}:
+	case <-bt.ctx.Done():
+		bt.fail(bt.ctx.Err())
+		return bt.ctx.Err()
 	}
-	defer func() { bt.recs, bt.bytes = bt.recs[:0], 0 }()
+	bt.wg.Add(1)
+	go func() {
+		defer bt.wg.Done()
+		defer func() { <-bt.slots }()
+		if err := bt.send(recs); err != nil {
+			bt.fail(err)
+		}
+	}()
+	return nil
+}
+
+// close sends what is left and waits for every batch in flight.
+func (bt *batcher) close() error {
+	var err error
+	if len(bt.recs) > 0 && bt.failed() == nil {
+		err = bt.dispatch()
+	}
+	bt.wg.Wait()
+	if ferr := bt.failed(); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// send offers the versions of recs, then sends the wanted records.
+func (bt *batcher) send(recs []record) error {
 	var offer []byte
-	for _, r := range bt.recs {
+	for _, r := range recs {
 		head := r
 		head.value = nil
 		offer = appendRecord(offer, head)
@@ -409,18 +466,17 @@ func (bt *batcher) flush() error {
 		if r.status != stOK {
 			return statusErr(r)
 		}
-		if len(r.body) != (len(bt.recs)+7)/8 {
-			return fmt.Errorf("cache: want bitmap of %d bytes for %d records: %w", len(r.body), len(bt.recs), ports.ErrMalformed)
+		if len(r.body) != (len(recs)+7)/8 {
+			return fmt.Errorf("cache: want bitmap of %d bytes for %d records: %w", len(r.body), len(recs), ports.ErrMalformed)
 		}
 		wanted = r.body
 		return nil
 	})
 	if err != nil {
-		bt.err = err
 		return err
 	}
 	var batch []byte
-	for i, r := range bt.recs {
+	for i, r := range recs {
 		if wanted[i/8]&(1<<(i%8)) != 0 {
 			batch = appendRecord(batch, r)
 		}
@@ -429,19 +485,14 @@ func (bt *batcher) flush() error {
 		return nil
 	}
 	if err := bt.c.limiter.wait(bt.ctx, len(batch)); err != nil {
-		bt.err = err
 		return err
 	}
-	err = bt.c.callBucket(bt.ctx, bt.c.syncApp, bt.peer, bt.b, appendRequest(nil, request{op: opPutBatch, bucket: bt.b.name, value: batch}), func(r response) error {
+	return bt.c.callBucket(bt.ctx, bt.c.syncApp, bt.peer, bt.b, appendRequest(nil, request{op: opPutBatch, bucket: bt.b.name, value: batch}), func(r response) error {
 		if r.status != stOK {
 			return statusErr(r)
 		}
 		return nil
 	})
-	if err != nil {
-		bt.err = err
-	}
-	return err
 }
 
 // serveOffer answers an offer with a bitmap of the records this node
