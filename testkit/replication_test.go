@@ -368,3 +368,92 @@ func TestMinClusterSizeRefusesMinorityWrites(t *testing.T) {
 		return true
 	})
 }
+
+// TestHandoffKeepsSingleCopyKeys: with RF=1 each key lives on one node, so
+// only the handoff can save a leaving node's keys.
+func TestHandoffKeepsSingleCopyKeys(t *testing.T) {
+	const n = 2000
+	c := testkit.NewCluster(t, 5)
+	createEverywhere(t, c, 0, "single", cache.BucketOptions{Replicas: 1})
+	writeKeys(t, c, "single", n)
+	held, _ := c.Node(2).Cache().Stats("single")
+	if held.Entries == 0 {
+		t.Fatal("node 2 holds no key; the test would prove nothing")
+	}
+	c.Stop(2)
+	c.Eventually(10*time.Second, "the others see node 2 gone", func() bool {
+		for _, i := range []int{0, 1, 3, 4} {
+			if c.Sees(i, 2) {
+				return false
+			}
+		}
+		return true
+	})
+	ctx := ctxT(t, 60*time.Second)
+	for k := range n {
+		i := []int{0, 1, 3, 4}[k%4]
+		if v, err := c.Node(i).Cache().Get(ctx, "single", key(k)); err != nil || string(v) != string(value(k)) {
+			t.Fatalf("%s lost when node 2 left (it held %d keys): %q, %v", key(k), held.Entries, v, err)
+		}
+	}
+	if got := copies(c, "single"); got != n {
+		t.Fatalf("%d copies after the handoff, want %d", got, n)
+	}
+	t.Logf("node 2 handed off %d keys; all %d readable", held.Entries, n)
+}
+
+// TestAntiEntropyHealsUnreadDivergence: records that reached only one
+// replica (written straight into node 0's store, as if every replica write
+// from it had been lost, with no membership change to start a sync) are
+// spread by the periodic anti-entropy sync, without any read touching them.
+func TestAntiEntropyHealsUnreadDivergence(t *testing.T) {
+	const n = 500
+	var (
+		mu    sync.Mutex
+		store ports.Store
+	)
+	c := testkit.NewCluster(t, 3, testkit.WithNodeOptions(func(i int) []mycorrizal.Option {
+		opts := []mycorrizal.Option{mycorrizal.WithAntiEntropy(300*time.Millisecond, -1)}
+		if i == 0 {
+			opts = append(opts, mycorrizal.WithStore(func(bucket string, o cache.BucketOptions) (ports.Store, error) {
+				s, err := cache.NewStore(cache.StoreConfig{MaxEntries: o.MaxEntries, MaxBytes: o.MaxBytes})
+				if err == nil && bucket == "ae" {
+					mu.Lock()
+					store = s
+					mu.Unlock()
+				}
+				return s, err
+			}))
+		}
+		return opts
+	}))
+	createEverywhere(t, c, 1, "ae", cache.BucketOptions{Replicas: 3})
+	c.Eventually(10*time.Second, "synced", func() bool {
+		for i := range 3 {
+			if !c.Node(i).Cache().Synced() {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	s := store
+	mu.Unlock()
+	if s == nil {
+		t.Fatal("node 0's store for the bucket was not built")
+	}
+	for k := range n {
+		e := ports.Entry{Key: key(k), Value: value(k), Version: uint64(time.Now().UnixNano()), Writer: c.ID(0)}
+		if err := s.Set(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := copies(c, "ae"); got != n {
+		t.Fatalf("%d copies before anti-entropy, want %d (only node 0's)", got, n)
+	}
+	start := time.Now()
+	c.Eventually(30*time.Second, "every replica holds every key", func() bool {
+		return copies(c, "ae") == 3*n
+	})
+	t.Logf("anti-entropy spread %d records to 2 replicas in %v", n, time.Since(start).Round(time.Millisecond))
+}
