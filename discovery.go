@@ -66,7 +66,8 @@ func normalizeAddr(a string) string {
 
 // watchLoop follows a ports.Watcher backend until Shutdown, joining new
 // addresses as soon as the backend reports them. Errors back off
-// exponentially from the join-retry interval up to the discovery interval.
+// exponentially from the join-retry interval up to the discovery interval
+// (see backOff).
 func (n *Node) watchLoop(w ports.Watcher) {
 	defer n.joinWG.Done()
 	var prev []string
@@ -78,12 +79,9 @@ func (n *Node) watchLoop(w ports.Watcher) {
 		}
 		if err != nil {
 			n.log.Warn("discovery watch failed; keeping current members", "err", err, "retry_in", backoff)
-			select {
-			case <-n.ctx.Done():
+			if !n.backOff(&backoff) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, max(n.discoveryInterval, n.joinRetry))
 			continue
 		}
 		backoff = n.joinRetry
@@ -115,13 +113,24 @@ func (n *Node) registerLoop(r ports.Registrar) {
 			return
 		}
 		n.log.Warn("discovery registration failed", "err", err, "retry_in", backoff)
-		select {
-		case <-n.ctx.Done():
+		if !n.backOff(&backoff) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, max(n.discoveryInterval, n.joinRetry))
 	}
+}
+
+// backOff waits *d (false if the node shuts down first) and doubles it, up
+// to the discovery interval.
+func (n *Node) backOff(d *time.Duration) bool {
+	t := time.NewTimer(*d)
+	defer t.Stop()
+	select {
+	case <-n.ctx.Done():
+		return false
+	case <-t.C:
+	}
+	*d = min(2**d, max(n.discoveryInterval, n.joinRetry))
+	return true
 }
 
 // registration describes this node for a Registrar: its advertised gossip

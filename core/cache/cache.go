@@ -308,21 +308,11 @@ func (c *Cache) HandleEvent(ev ports.MemberEvent) {
 // goSync pushes this node's bucket definitions to peer and pulls its own,
 // in a goroutine the cache owns.
 func (c *Cache) goSync(peer ports.NodeID) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.SyncTimeout)
-		defer cancel()
+	c.goOwned(c.cfg.SyncTimeout, func(ctx context.Context) {
 		if err := c.syncWith(ctx, peer); err != nil && c.ctx.Err() == nil {
 			c.log.Warn("bucket definitions not exchanged", "peer", string(peer), "err", err)
 		}
-	}()
+	})
 }
 
 // Close stops background work and closes every bucket's store.

@@ -225,13 +225,9 @@ func (c *Cache) write(ctx context.Context, b *bucket, rec record) error {
 		return errors.Join(errs...)
 	}
 	payload := appendRequest(nil, request{op: opPut, bucket: b.name, key: rec.key, value: appendRecord(nil, rec)})
-	if remotes == 1 && acks == w-1 && acks == 0 {
-		// One remote replica and its answer decides: no fan-out needed.
-		for _, o := range owners {
-			if o != c.self {
-				return c.replicate(ctx, b, o, payload)
-			}
-		}
+	if len(owners) == 1 {
+		// A single replica, not this node: its answer decides, no fan-out.
+		return c.replicate(ctx, b, owners[0], payload)
 	}
 	results := make(chan error, remotes)
 	for _, o := range owners {
@@ -306,6 +302,12 @@ func (c *Cache) callBucket(ctx context.Context, app *mesh.App, peer ports.NodeID
 // ends at Close or after the replica timeout; false when the cache is
 // closed.
 func (c *Cache) goBackground(fn func(ctx context.Context)) bool {
+	return c.goOwned(c.cfg.ReplicaTimeout, fn)
+}
+
+// goOwned runs fn in a goroutine Close waits for, with a context that ends
+// at Close or after timeout; false when the cache is closed.
+func (c *Cache) goOwned(timeout time.Duration, fn func(ctx context.Context)) bool {
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -315,7 +317,7 @@ func (c *Cache) goBackground(fn func(ctx context.Context)) bool {
 	c.mu.RUnlock()
 	go func() {
 		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ReplicaTimeout)
+		ctx, cancel := context.WithTimeout(c.ctx, timeout)
 		defer cancel()
 		fn(ctx)
 	}()

@@ -126,8 +126,8 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 			replies <- rep
 			return true
 		}
-		if !c.goBackground(func(bctx context.Context) {
-			rep := c.readFrom(ctx, b, o, key)
+		if !c.goBackground(func(context.Context) {
+			rep := c.readFrom(ctx, b, o, key) // the caller's ctx: the read is its own
 			rep.synced = rep.synced && !previous
 			replies <- rep
 		}) {

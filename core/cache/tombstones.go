@@ -111,14 +111,18 @@ func (t *tombstones) len() int {
 
 // each calls fn for each deletion (a snapshot taken under the lock).
 func (t *tombstones) each(fn func(key string, ts deletion) bool) {
+	type entry struct {
+		key string
+		ts  deletion
+	}
 	t.mu.Lock()
-	snap := make([]record, 0, len(t.m))
+	snap := make([]entry, 0, len(t.m))
 	for k, ts := range t.m {
-		snap = append(snap, record{key: k, version: ts.version, writer: ts.writer, tomb: true})
+		snap = append(snap, entry{k, ts})
 	}
 	t.mu.Unlock()
-	for _, r := range snap {
-		if !fn(r.key, deletion{version: r.version, writer: r.writer}) {
+	for _, e := range snap {
+		if !fn(e.key, e.ts) {
 			return
 		}
 	}
