@@ -212,6 +212,7 @@ func New(opts ...Option) (*Node, error) {
 		MinClusterSize:      c.minClusterSize,
 		AntiEntropyInterval: c.antiEntropy,
 		SyncBandwidth:       c.syncBandwidth,
+		Clock:               c.clock,
 	})
 	if err != nil {
 		_ = ms.Close(context.Background())

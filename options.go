@@ -49,6 +49,7 @@ type config struct {
 	syncBandwidth      int64
 	reconnectInterval  time.Duration
 	reconnectTimeout   time.Duration
+	clock              func() time.Time
 }
 
 func invalid(option, format string, args ...any) error {
@@ -386,6 +387,20 @@ func WithStore(fn func(bucket string, o cache.BucketOptions) (ports.Store, error
 			return invalid("WithStore", "store factory is nil")
 		}
 		c.newStore = fn
+		return nil
+	}
+}
+
+// WithClock sets the wall clock the node reads for cache versions (its
+// hybrid logical clock) and expiry; the default is time.Now. testkit uses
+// it to give each node a clock of its own, offset from the others, so that
+// tests exercise clock skew.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return invalid("WithClock", "clock is nil")
+		}
+		c.clock = now
 		return nil
 	}
 }

@@ -77,6 +77,9 @@ type Config struct {
 	// sends to sync its peers (0 = default 256 MiB/s; negative =
 	// unlimited).
 	SyncBandwidth int64
+	// Clock is the node's wall clock, read for versions and expiry; nil
+	// means time.Now. Tests give each node its own (skewed) clock.
+	Clock func() time.Time
 }
 
 // Cache is Mycel, the distributed cache: buckets of keys placed on their
@@ -166,9 +169,13 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.SyncBandwidth == 0 {
 		cfg.SyncBandwidth = 256 << 20
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	if cfg.NewStore == nil {
+		clock := cfg.Clock
 		cfg.NewStore = func(_ string, o BucketOptions) (ports.Store, error) {
-			return NewStore(StoreConfig{MaxEntries: o.MaxEntries, MaxBytes: o.MaxBytes})
+			return NewStore(StoreConfig{MaxEntries: o.MaxEntries, MaxBytes: o.MaxBytes, Clock: clock})
 		}
 	}
 	app, err := cfg.Mesh.Register(AppName)
@@ -195,6 +202,7 @@ func New(cfg Config) (*Cache, error) {
 		pulledBy: make(map[ports.NodeID]pullMark),
 		leaving:  make(map[ports.NodeID]time.Time),
 	}
+	c.clock.wall = cfg.Clock
 	if cfg.SyncBandwidth > 0 {
 		c.limiter.rate = float64(cfg.SyncBandwidth)
 	}

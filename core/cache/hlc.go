@@ -15,6 +15,15 @@ import (
 // node ID breaking ties).
 type hlc struct {
 	last atomic.Uint64
+	wall func() time.Time // the node's wall clock; nil means time.Now
+}
+
+// wallNano is the wall clock's reading in Unix nanoseconds.
+func (h *hlc) wallNano() int64 {
+	if h.wall != nil {
+		return h.wall().UnixNano()
+	}
+	return time.Now().UnixNano()
 }
 
 // maxClockLead bounds how far ahead of this node's wall clock an observed
@@ -24,7 +33,7 @@ const maxClockLead = time.Minute
 
 // now returns a new version, later than any this clock gave or observed.
 func (h *hlc) now() uint64 {
-	wall := uint64(time.Now().UnixNano())
+	wall := uint64(h.wallNano())
 	for {
 		last := h.last.Load()
 		next := max(last+1, wall)
@@ -36,7 +45,7 @@ func (h *hlc) now() uint64 {
 
 // observe moves the clock past v, unless v is implausibly far ahead.
 func (h *hlc) observe(v uint64) {
-	if v > uint64(time.Now().Add(maxClockLead).UnixNano()) {
+	if v > uint64(h.wallNano()+int64(maxClockLead)) {
 		return
 	}
 	for {

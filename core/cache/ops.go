@@ -81,7 +81,7 @@ func (c *Cache) put(ctx context.Context, b *bucket, key string, value []byte, tt
 	if ttl == 0 {
 		ttl = b.opts.DefaultTTL
 	}
-	return c.write(ctx, b, record{key: key, value: value, version: c.clock.now(), writer: string(c.self), expires: expiresNano(ttl)})
+	return c.write(ctx, b, record{key: key, value: value, version: c.clock.now(), writer: string(c.self), expires: c.expiresNano(ttl)})
 }
 
 // Delete removes key from the named bucket on its replicas, leaving a
@@ -117,7 +117,7 @@ func (c *Cache) SetTTL(ctx context.Context, bucketName, key string, ttl time.Dur
 	}
 	rf, w, _ := b.opts.quorums(v.Len())
 	owners := v.Owners(nil, placement.KeyHash(b.name, key), rf)
-	rec := record{key: key, version: c.clock.now(), writer: string(c.self), expires: expiresNano(ttl)}
+	rec := record{key: key, version: c.clock.now(), writer: string(c.self), expires: c.expiresNano(ttl)}
 	payload := appendRequest(nil, request{op: opTouch, bucket: b.name, key: key, value: appendRecord(nil, rec)})
 	type result struct {
 		found bool

@@ -112,10 +112,10 @@ func decodeRecords(b []byte, max int) ([]record, error) {
 }
 
 // expiresNano returns the expiry, in Unix nanoseconds, of a TTL starting
-// now (0 = never).
-func expiresNano(ttl time.Duration) int64 {
+// now on this node's clock (0 = never).
+func (c *Cache) expiresNano(ttl time.Duration) int64 {
 	if ttl <= 0 {
 		return 0
 	}
-	return time.Now().Add(ttl).UnixNano()
+	return c.clock.wallNano() + int64(ttl)
 }

@@ -3,7 +3,6 @@ package cache
 import (
 	"hash/maphash"
 	"sync"
-	"time"
 
 	"github.com/mycorrizal/mycorrizal/ports"
 )
@@ -66,7 +65,7 @@ func (b *bucket) apply(r record) (bool, error) {
 		b.tombs.put(r.key, r.version, r.writer)
 		return true, nil
 	}
-	if r.expires != 0 && r.expires <= time.Now().UnixNano() {
+	if r.expires != 0 && r.expires <= b.wall() {
 		return false, nil // dead on arrival: nothing to keep
 	}
 	if err := b.store.Set(r.entry()); err != nil {
@@ -92,7 +91,7 @@ func (b *bucket) touch(key string, version uint64, writer string, expires int64)
 	r := recordOf(e)
 	r.value = append([]byte(nil), e.Value...)
 	r.version, r.writer, r.expires = version, writer, expires
-	if expires != 0 && expires <= time.Now().UnixNano() {
+	if expires != 0 && expires <= b.wall() {
 		b.store.Delete(key)
 		return true, nil
 	}

@@ -14,7 +14,7 @@ func newTestBucket(t *testing.T) *bucket {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return &bucket{name: "b", store: s, tombs: newTombstones(time.Hour, 1000)}
+	return &bucket{name: "b", store: s, tombs: newTombstones(time.Hour, 1000), wall: func() int64 { return time.Now().UnixNano() }}
 }
 
 // TestApplyConvergesInAnyOrder: replicas that receive the same writes
