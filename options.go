@@ -275,7 +275,8 @@ func WithInboxSize(n int) Option {
 }
 
 // WithRequestConcurrency bounds the request handlers running at once per
-// application (default 64).
+// application (default 64). One peer's requests take at most a quarter of
+// them (at least 1), so a slow or greedy peer leaves handlers for the rest.
 func WithRequestConcurrency(n int) Option {
 	return func(c *config) error {
 		if n < 1 {

@@ -20,8 +20,9 @@ type MessageHandler func(ctx context.Context, from ports.NodeID, payload []byte)
 
 // RequestHandler handles a request and returns the response payload or an
 // error, which the caller receives as an error wrapping ports.ErrRemote. It
-// is called concurrently (up to the configured request concurrency per
-// application). ctx carries the caller's deadline and ends when the caller's
+// is called concurrently: up to the configured request concurrency per
+// application, of which one peer's requests take at most the per-peer
+// share. ctx carries the caller's deadline and ends when the caller's
 // stream closes or the node shuts down. payload belongs to the handler. A
 // panic is recovered and reaches the caller as an error.
 type RequestHandler func(ctx context.Context, from ports.NodeID, payload []byte) ([]byte, error)
@@ -41,7 +42,7 @@ type App struct {
 	onMsg atomic.Pointer[MessageHandler]
 	onReq atomic.Pointer[RequestHandler]
 	inbox chan inMsg
-	sem   chan struct{} // bounds concurrent request handlers
+	slots *slots // bounds request handling, app-wide and per peer
 }
 
 func newApp(m *Mesh, name string) *App {
@@ -49,7 +50,7 @@ func newApp(m *Mesh, name string) *App {
 		m:     m,
 		name:  name,
 		inbox: make(chan inMsg, m.cfg.InboxSize),
-		sem:   make(chan struct{}, m.cfg.RequestConcurrency),
+		slots: newSlots(m.cfg.RequestConcurrency, m.cfg.RequestConcurrencyPerPeer),
 	}
 }
 

@@ -34,6 +34,13 @@ type Config struct {
 	// RequestConcurrency bounds the request handlers running at once per
 	// application (default 64).
 	RequestConcurrency int
+	// RequestConcurrencyPerPeer bounds, per application, the requests from
+	// one peer that are being handled or whose responses wait for the peer
+	// to read (default a quarter of RequestConcurrency, at least 1; at most
+	// RequestConcurrency). A peer at its bound is not read from until one
+	// of its requests is answered, so one slow or greedy peer cannot take
+	// the handlers every other peer needs.
+	RequestConcurrencyPerPeer int
 	// DefaultRequestTimeout applies to a Request whose ctx has no deadline
 	// (default 30 s).
 	DefaultRequestTimeout time.Duration
@@ -89,6 +96,15 @@ func (c *Config) setDefaults() error {
 		if e != nil {
 			return e
 		}
+	}
+	if c.RequestConcurrencyPerPeer < 0 {
+		return fmt.Errorf("mesh: RequestConcurrencyPerPeer is %d, must not be negative: %w", c.RequestConcurrencyPerPeer, ports.ErrInvalidConfig)
+	}
+	if c.RequestConcurrencyPerPeer == 0 {
+		c.RequestConcurrencyPerPeer = max(1, c.RequestConcurrency/4)
+	}
+	if c.RequestConcurrencyPerPeer > c.RequestConcurrency {
+		return fmt.Errorf("mesh: RequestConcurrencyPerPeer %d exceeds RequestConcurrency %d: %w", c.RequestConcurrencyPerPeer, c.RequestConcurrency, ports.ErrInvalidConfig)
 	}
 	if c.MaxFrameSize < 1024 {
 		return fmt.Errorf("mesh: MaxFrameSize %d is below 1024 bytes: %w", c.MaxFrameSize, ports.ErrInvalidConfig)

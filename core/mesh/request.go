@@ -149,9 +149,9 @@ func (a *App) invoke(ctx context.Context, from ports.NodeID, payload []byte) (re
 }
 
 // readRequests reads Request frames from a peer's stream and runs a handler
-// for each, with bounded concurrency, writing responses back on the same
-// stream. When all handler slots are busy it stops reading, which slows the
-// caller down.
+// for each, with bounded concurrency (see slots), writing responses back on
+// the same stream. When the peer's share or all handler slots are busy it
+// stops reading, which slows the caller down.
 func (a *App) readRequests(ctx context.Context, from ports.NodeID, s ports.Stream, r *wire.Reader) error {
 	m := a.m
 	ctx, cancel := context.WithCancel(ctx)
@@ -171,6 +171,8 @@ func (a *App) readRequests(ctx context.Context, from ports.NodeID, s ports.Strea
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); snd.run() }()
 
+	ps := a.slots.join(from)
+	defer a.slots.leave(from, ps)
 	for {
 		f, err := r.Next()
 		if err != nil {
@@ -179,28 +181,44 @@ func (a *App) readRequests(ctx context.Context, from ports.NodeID, s ports.Strea
 		if f.Type != wire.TypeRequest {
 			return fmt.Errorf("mesh: unexpected %s frame on request stream: %w", f.Type, ports.ErrMalformed)
 		}
-		select {
-		case a.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := a.slots.acquire(ctx, from, ps); err != nil {
+			return err
 		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			defer func() { <-a.sem }()
+			defer a.slots.releasePeer(from, ps)
 			a.handleRequest(ctx, from, f, snd, deadErr)
 		}()
 	}
 }
 
+// handleRequest runs the handler for one request and queues its response.
+// It holds a run slot only while the handler runs. The response then waits
+// for room in the peer's send buffer until the request's deadline at most
+// (the caller has given up by then), so a peer that stops reading makes
+// this node hold its responses for a bounded time only.
 func (a *App) handleRequest(ctx context.Context, from ports.NodeID, f wire.Frame, snd *sender, deadErr func() error) {
 	m := a.m
-	hctx := ctx
-	if f.Timeout > 0 {
-		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeout(ctx, time.Duration(f.Timeout)*time.Millisecond)
-		defer cancel()
+	running := true
+	done := func() {
+		if running {
+			running = false
+			a.slots.releaseRun()
+		}
 	}
+	defer done()
+	timeout := m.cfg.DefaultRequestTimeout
+	if f.Timeout > 0 {
+		timeout = time.Duration(f.Timeout) * time.Millisecond
+	}
+	// The handler sees the caller's deadline; a request that came without
+	// one runs without one, and only its response is bounded by default.
+	hctx, cancel := ctx, context.CancelFunc(func() {})
+	if f.Timeout > 0 {
+		hctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
 	var (
 		resp   []byte
 		status wire.Status
@@ -214,6 +232,14 @@ func (a *App) handleRequest(ctx context.Context, from ports.NodeID, f wire.Frame
 	} else {
 		resp, status, msg = a.invoke(hctx, from, f.Payload)
 	}
+	done()
+
+	sctx := hctx
+	if f.Timeout == 0 {
+		var scancel context.CancelFunc
+		sctx, scancel = context.WithTimeout(ctx, timeout)
+		defer scancel()
+	}
 	encode := func(dst []byte) ([]byte, error) {
 		out, err := wire.AppendResponse(dst, f.ID, status, msg, resp, m.cfg.MaxFrameSize)
 		if err != nil {
@@ -222,7 +248,9 @@ func (a *App) handleRequest(ctx context.Context, from ports.NodeID, f wire.Frame
 		}
 		return out, nil
 	}
-	if err := snd.send(ctx, encode, deadErr); err != nil && !errors.Is(err, ports.ErrPeerGone) && ctx.Err() == nil {
-		m.log.Debug("could not send response", "app", a.name, "to", string(from), "err", err)
+	// A full send buffer past the deadline means the peer is not reading:
+	// the response is dropped (whole, so the stream stays well framed).
+	if err := snd.send(sctx, encode, deadErr); err != nil && !errors.Is(err, ports.ErrPeerGone) && ctx.Err() == nil {
+		m.log.Debug("dropped a response the peer did not read in time", "app", a.name, "to", string(from), "err", err)
 	}
 }
