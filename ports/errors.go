@@ -43,8 +43,14 @@ var (
 	ErrBackpressure = errors.New("peer not keeping up")
 
 	// ErrTooManyRequests is returned when the bounded table of requests in
-	// flight stayed full until the caller's ctx ended.
+	// flight stayed full until the caller's ctx ended, or when a peer
+	// refused a stream because this node already has as many open to it as
+	// it allows.
 	ErrTooManyRequests = errors.New("too many requests in flight")
+
+	// ErrVersion is returned when a peer does not speak this node's
+	// protocol version.
+	ErrVersion = errors.New("unsupported protocol version")
 
 	// ErrRemote is wrapped by the error a caller gets when the remote request
 	// handler returned an error or panicked; the message carries the remote

@@ -236,21 +236,26 @@ func (l *outLink) readLoop() {
 	}
 }
 
-// goAwayErr turns a peer's GoAway into an error wrapping the matching
-// sentinel.
+// goAwayErr turns a peer's GoAway into an error wrapping the sentinel that
+// names its reason. A code this node does not know (from a newer peer) says
+// only that the peer ended the stream.
 func goAwayErr(f wire.Frame) error {
 	var sentinel error
 	switch f.Code {
+	case wire.CodeProtocolError:
+		sentinel = ports.ErrMalformed
+	case wire.CodeVersion:
+		sentinel = ports.ErrVersion
 	case wire.CodeAppNotHosted:
 		sentinel = ports.ErrAppNotHosted
 	case wire.CodeUnauthenticated:
 		sentinel = ports.ErrUnauthenticated
 	case wire.CodeFrameTooLarge:
 		sentinel = ports.ErrFrameTooLarge
-	case wire.CodeShuttingDown, wire.CodeNormal:
+	case wire.CodeTooManyStreams:
+		sentinel = ports.ErrTooManyRequests
+	default: // CodeNormal, CodeShuttingDown, unknown codes
 		sentinel = ports.ErrPeerGone
-	default:
-		sentinel = ports.ErrMalformed
 	}
 	return fmt.Errorf("peer refused the stream (%s: %s): %w", f.Code, f.Err, sentinel)
 }

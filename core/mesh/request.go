@@ -35,10 +35,12 @@ func (e *RemoteError) Unwrap() error { return ports.ErrRemote }
 // applies. Errors wrap: ports.ErrUnknownNode (node is not a live member),
 // ports.ErrAppNotHosted (node does not host the application, reported
 // promptly by the peer), ports.ErrTooManyRequests (the in-flight table stayed
-// full), ports.ErrBackpressure (the peer is not reading), ports.ErrPeerGone
+// full, or the peer refused a stream because this node has too many open to
+// it), ports.ErrBackpressure (the peer is not reading), ports.ErrPeerGone
 // (the peer failed or left mid-request), ports.ErrRemote (the handler failed;
-// see RemoteError), ports.ErrFrameTooLarge, or the ctx error when no response
-// came in time. A request to this node's own ID runs the handler directly.
+// see RemoteError), ports.ErrFrameTooLarge, ports.ErrVersion (the peer speaks
+// another protocol version), ports.ErrMalformed (the peer found this node's
+// frames malformed), or the ctx error when no response came in time. A request to this node's own ID runs the handler directly.
 // Request does not retain payload.
 func (a *App) Request(ctx context.Context, node ports.NodeID, payload []byte) ([]byte, error) {
 	m := a.m
