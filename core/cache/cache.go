@@ -58,6 +58,13 @@ type Config struct {
 	// ReplicaTimeout bounds a write to one replica that goes on in the
 	// background after the write quorum answered (default 10 s).
 	ReplicaTimeout time.Duration
+	// ReplicaInFlight and ReplicaInFlightBytes bound the replica writes in
+	// flight to each peer (default an eighth of the mesh's pending
+	// requests, at most 1024, and 32 MiB): beyond them a write
+	// is not sent to that replica (it counts as failed there, and sync
+	// repairs it), so one slow replica cannot starve the others.
+	ReplicaInFlight      int
+	ReplicaInFlightBytes int64
 	// TombstoneTTL is how long a delete is remembered so a stale replica
 	// cannot bring the key back (default 10 min), and MaxTombstones how
 	// many each bucket remembers at most (default 1,000,000).
@@ -111,19 +118,20 @@ type Cache struct {
 	clock           hlc
 	syncApp         *mesh.App
 	syncKick        chan struct{}
-	dropKick        chan struct{} // a peer pulled: check whether copies can go
+	dropKick        chan struct{} // a peer pulled: offer and drop foreign copies
 	promised        *promises
 	syncMu          sync.Mutex  // orders view changes against marking synced
 	synced          atomic.Bool // pulled from every peer of the current view
 	syncedCh        chan struct{}
 	syncedOnce      sync.Once
 	pullMu          sync.Mutex
-	pulledBy        map[ports.NodeID]pullMark
+	pulledBy        map[pullKey]string         // the view each peer last pulled each bucket with
 	leaving         map[ports.NodeID]time.Time // peers handing off; see ownerView
-	pullGen         uint64                     // counts pulls served; guarded by pullMu
-	lastDropGen     uint64                     // pullGen at the last drop; syncer only
+	selfLeaving     atomic.Bool                // this node is handing off: forward what it applies
 	limiter         limiter
 	pendingReplicas atomic.Int64
+	budgets         *budgets
+	shed            atomic.Uint64
 	received        atomic.Uint64
 	repairs         atomic.Uint64
 	rounds          atomic.Uint64
@@ -150,6 +158,12 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.ReplicaTimeout <= 0 {
 		cfg.ReplicaTimeout = 10 * time.Second
+	}
+	if cfg.ReplicaInFlight <= 0 {
+		cfg.ReplicaInFlight = max(1, min(1024, cfg.Mesh.MaxPendingRequests()/8))
+	}
+	if cfg.ReplicaInFlightBytes <= 0 {
+		cfg.ReplicaInFlightBytes = 32 << 20
 	}
 	if cfg.TombstoneTTL <= 0 {
 		cfg.TombstoneTTL = 10 * time.Minute
@@ -199,8 +213,9 @@ func New(cfg Config) (*Cache, error) {
 		dropKick: make(chan struct{}, 1),
 		promised: newPromises(1 << 20),
 		syncedCh: make(chan struct{}),
-		pulledBy: make(map[ports.NodeID]pullMark),
+		pulledBy: make(map[pullKey]string),
 		leaving:  make(map[ports.NodeID]time.Time),
+		budgets:  newBudgets(cfg.ReplicaInFlight, cfg.ReplicaInFlightBytes),
 	}
 	c.clock.wall = cfg.Clock
 	if cfg.SyncBandwidth > 0 {

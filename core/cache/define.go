@@ -37,7 +37,7 @@ func (c *Cache) define(name string, o BucketOptions) error {
 	if err != nil {
 		return fmt.Errorf("cache: bucket %q: %w", name, err)
 	}
-	c.buckets[name] = &bucket{name: name, opts: o, store: store, tombs: newTombstones(c.cfg.TombstoneTTL, c.cfg.MaxTombstones), wall: c.clock.wallNano}
+	c.buckets[name] = &bucket{name: name, opts: o, store: store, tombs: newTombstones(c.cfg.TombstoneTTL, c.cfg.MaxTombstones, c.clock.wallNano), wall: c.clock.wallNano}
 	return nil
 }
 

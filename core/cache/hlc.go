@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -45,7 +46,7 @@ func (h *hlc) now() uint64 {
 
 // observe moves the clock past v, unless v is implausibly far ahead.
 func (h *hlc) observe(v uint64) {
-	if v > uint64(h.wallNano()+int64(maxClockLead)) {
+	if h.ahead(v) {
 		return
 	}
 	for {
@@ -55,6 +56,15 @@ func (h *hlc) observe(v uint64) {
 		}
 	}
 }
+
+// ErrVersionAhead is returned by a replica for a record whose version is
+// further ahead of the replica's clock than maxClockLead (a writer with a
+// broken clock, or a faulty peer): storing it would make every later write
+// of the key lose to it.
+var ErrVersionAhead = errors.New("version too far ahead of this node's clock")
+
+// ahead reports whether version v is beyond the bound this clock accepts.
+func (h *hlc) ahead(v uint64) bool { return v > uint64(h.wallNano()+int64(maxClockLead)) }
 
 // newer reports whether version (v1, w1) wins against (v2, w2): the higher
 // clock reading, then the higher writer ID.

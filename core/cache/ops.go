@@ -81,7 +81,7 @@ func (c *Cache) put(ctx context.Context, b *bucket, key string, value []byte, tt
 	if ttl == 0 {
 		ttl = b.opts.DefaultTTL
 	}
-	return c.write(ctx, b, record{key: key, value: value, version: c.clock.now(), writer: string(c.self), expires: c.expiresNano(ttl)})
+	return c.writeRecord(ctx, b, record{key: key, value: value, version: c.clock.now(), writer: string(c.self), expires: c.expiresNano(ttl)}, nil)
 }
 
 // Delete removes key from the named bucket on its replicas, leaving a
@@ -94,12 +94,18 @@ func (c *Cache) Delete(ctx context.Context, bucketName, key string) error {
 	if err := checkKey(bucketName, key); err != nil {
 		return err
 	}
-	return c.write(ctx, b, record{key: key, version: c.clock.now(), writer: string(c.self), tomb: true})
+	return c.writeRecord(ctx, b, record{key: key, version: c.clock.now(), writer: string(c.self), tomb: true}, nil)
 }
 
 // SetTTL changes key's time to live on its replicas: it expires ttl from
 // now, or never when ttl is 0. A key no replica holds gives an error
 // wrapping ports.ErrNotFound.
+//
+// It is a read-modify-write: it reads the newest version from enough
+// replicas to meet every write quorum (max(R, RF-W+1)), then writes that
+// value with the new expiry at a new version, on the condition that no
+// replica holds a version newer than the one read; a write that came in
+// between makes it read again, so SetTTL never brings back an older value.
 func (c *Cache) SetTTL(ctx context.Context, bucketName, key string, ttl time.Duration) error {
 	b, err := c.bucket(bucketName)
 	if err != nil {
@@ -111,66 +117,27 @@ func (c *Cache) SetTTL(ctx context.Context, bucketName, key string, ttl time.Dur
 	if ttl < 0 {
 		return fmt.Errorf("cache: set TTL of %q in bucket %q: negative TTL %v: %w", key, bucketName, ttl, ports.ErrInvalidConfig)
 	}
-	v, err := c.writableView(b.name)
-	if err != nil {
-		return err
-	}
-	rf, w, _ := b.opts.quorums(v.Len())
-	owners := v.Owners(nil, placement.KeyHash(b.name, key), rf)
-	rec := record{key: key, version: c.clock.now(), writer: string(c.self), expires: c.expiresNano(ttl)}
-	payload := appendRequest(nil, request{op: opTouch, bucket: b.name, key: key, value: appendRecord(nil, rec)})
-	type result struct {
-		found bool
-		err   error
-	}
-	results := make(chan result, len(owners))
-	for _, o := range owners {
-		if o == c.self {
-			found, err := b.touch(key, rec.version, rec.writer, rec.expires)
-			results <- result{found, err}
-			continue
+	for attempt := 0; ; attempt++ {
+		v, err := c.writableView(b.name)
+		if err != nil {
+			return err
 		}
-		if !c.goBackground(func(ctx context.Context) {
-			var found bool
-			err := c.callBucket(ctx, c.app, o, b, payload, func(r response) error {
-				switch r.status {
-				case stOK:
-					found = true
-					return nil
-				case stNotFound:
-					return nil
-				}
-				return statusErr(r)
-			})
-			results <- result{found, err}
-		}) {
-			return fmt.Errorf("cache: %w", ports.ErrClosed)
+		kh := placement.KeyHash(b.name, key)
+		rf, w, r := b.opts.quorums(v.Len())
+		owners := v.Owners(nil, kh, rf)
+		cur, found, err := c.readQuorum(ctx, b, key, c.candidates(b, kh, v, owners), rf, max(r, rf-w+1), w)
+		switch {
+		case err != nil:
+			return err
+		case !found || cur.tomb:
+			return notFound(b.name, key)
+		}
+		next := record{key: key, value: cur.value, version: c.clock.now(), writer: string(c.self), expires: c.expiresNano(ttl)}
+		err = c.writeRecord(ctx, b, next, &versionRef{cur.version, cur.writer})
+		if !errors.Is(err, errConflict) || attempt == maxRestamps {
+			return err
 		}
 	}
-	var ok, missing int
-	var errs []error
-	for range owners {
-		select {
-		case r := <-results:
-			switch {
-			case r.err != nil:
-				errs = append(errs, r.err)
-			case r.found:
-				ok++
-			default:
-				missing++
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("cache: set TTL of %q in bucket %q: %w", key, b.name, ctx.Err())
-		}
-	}
-	switch {
-	case ok >= w:
-		return nil
-	case ok == 0 && len(errs) == 0:
-		return notFound(b.name, key)
-	}
-	return fmt.Errorf("cache: set TTL of %q in bucket %q: %d of %d replicas applied it, %d needed: %w", key, b.name, ok, len(owners), w, errors.Join(append(errs, ErrQuorum)...))
 }
 
 func checkKey(bucketName, key string) error {
@@ -192,88 +159,6 @@ func (c *Cache) writableView(bucketName string) (*placement.View, error) {
 		return nil, fmt.Errorf("cache: write to bucket %q refused: this node sees %d members, MinClusterSize is %d: %w", bucketName, v.Len(), m, ErrClusterTooSmall)
 	}
 	return v, nil
-}
-
-// write sends rec to every replica of its key and returns once W of them
-// (this node's own copy counting, when it is one) have it. The replicas
-// that have not answered by then keep being written in the background.
-func (c *Cache) write(ctx context.Context, b *bucket, rec record) error {
-	v, err := c.writableView(b.name)
-	if err != nil {
-		return err
-	}
-	rf, w, _ := b.opts.quorums(v.Len())
-	var buf [MaxReplicas]ports.NodeID
-	owners := v.Owners(buf[:0], placement.KeyHash(b.name, rec.key), rf)
-	acks, remotes := 0, len(owners)
-	var errs []error
-	for _, o := range owners {
-		if o != c.self {
-			continue
-		}
-		remotes--
-		if _, err := b.apply(rec); err != nil {
-			errs = append(errs, fmt.Errorf("cache: set %q in bucket %q: %w", rec.key, b.name, err))
-		} else {
-			acks++
-		}
-	}
-	if remotes == 0 {
-		if acks >= w {
-			return nil
-		}
-		return errors.Join(errs...)
-	}
-	payload := appendRequest(nil, request{op: opPut, bucket: b.name, key: rec.key, value: appendRecord(nil, rec)})
-	if len(owners) == 1 {
-		// A single replica, not this node: its answer decides, no fan-out.
-		return c.replicate(ctx, b, owners[0], payload)
-	}
-	results := make(chan error, remotes)
-	for _, o := range owners {
-		if o == c.self {
-			continue
-		}
-		c.pendingReplicas.Add(1)
-		if !c.goBackground(func(ctx context.Context) {
-			defer c.pendingReplicas.Add(-1)
-			results <- c.replicate(ctx, b, o, payload)
-		}) {
-			c.pendingReplicas.Add(-1)
-			return fmt.Errorf("cache: %w", ports.ErrClosed)
-		}
-	}
-	if acks >= w {
-		return nil
-	}
-	for got := 0; got < remotes; got++ {
-		select {
-		case err := <-results:
-			if err == nil {
-				if acks++; acks >= w {
-					return nil
-				}
-				continue
-			}
-			errs = append(errs, err)
-			if acks+remotes-got-1 < w {
-				return fmt.Errorf("cache: write %q in bucket %q: %d of %d replicas acknowledged, %d needed: %w", rec.key, b.name, acks, len(owners), w, errors.Join(append(errs, ErrQuorum)...))
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("cache: write %q in bucket %q: %d of %d acknowledgements before %w", rec.key, b.name, acks, w, ctx.Err())
-		}
-	}
-	return fmt.Errorf("cache: write %q in bucket %q: %w", rec.key, b.name, ErrQuorum)
-}
-
-// replicate sends an opPut to one replica.
-func (c *Cache) replicate(ctx context.Context, b *bucket, peer ports.NodeID, payload []byte) error {
-	return c.callBucket(ctx, c.app, peer, b, payload, func(r response) error {
-		if r.status == stOK {
-			return nil
-		}
-		return statusErr(r)
-	})
 }
 
 // callBucket is call for an operation on bucket b: when the peer does not
@@ -349,6 +234,8 @@ func statusErr(r response) error {
 		return fmt.Errorf("cache: remote does not know the bucket: %w", ErrUnknownBucket)
 	case stTooSmall:
 		return fmt.Errorf("cache: remote: %s: %w", r.body, ErrClusterTooSmall)
+	case stVersionAhead:
+		return fmt.Errorf("cache: remote: %s: %w", r.body, ErrVersionAhead)
 	default:
 		return fmt.Errorf("cache: unexpected response status %d: %w", r.status, ports.ErrMalformed)
 	}

@@ -14,7 +14,7 @@ type op uint8
 const (
 	opRead     op = iota + 1 // a replica's record for a key
 	opPut                    // apply a record (a value or a tombstone) if newer
-	opTouch                  // give a replica's live entry a new expiry and version
+	opPutIf                  // apply a record unless the replica holds a version newer than a base (SetTTL)
 	opLoad                   // GetOrLoad: the value, or the right to load it
 	opLoadDone               // a granted load finished (one-way message)
 	opDefine                 // create a bucket with the given options
@@ -41,6 +41,8 @@ const (
 	stLoadGranted                 // the caller must run its loader and report back
 	stConflict                    // bucket exists with other options; text follows
 	stTooSmall                    // the replica's view is below MinClusterSize
+	stStale                       // the replica holds a newer version; it follows
+	stVersionAhead                // the record's version is too far ahead of the replica's clock
 )
 
 // request is a decoded cache request.
@@ -56,7 +58,7 @@ type request struct {
 // Limits of the encoding.
 const (
 	maxBucketName = 255
-	maxKeyLen     = 64 << 10
+	maxKeyLen     = 1<<16 - 1 // a key's length travels in 16 bits
 )
 
 // requestOverhead is the most bytes a request adds to its value.
@@ -130,7 +132,7 @@ func decodeResponse(b []byte) (response, error) {
 		return response{}, fmt.Errorf("cache: response of %d bytes: %w", len(b), ports.ErrMalformed)
 	}
 	r := response{status: status(b[0]), version: binary.BigEndian.Uint64(b[1:]), body: b[9:]}
-	if r.status > stTooSmall {
+	if r.status > stVersionAhead {
 		return r, fmt.Errorf("cache: response status %d: %w", b[0], ports.ErrMalformed)
 	}
 	return r, nil
@@ -178,4 +180,27 @@ func decodeOptions(b []byte) (string, BucketOptions, []byte, error) {
 		return bad("negative limit")
 	}
 	return name, o, b[3:], nil
+}
+
+// versionRef names one version of a key: its clock reading and writer.
+type versionRef struct {
+	version uint64
+	writer  string
+}
+
+// appendVersion encodes a version (a stale answer's body, a conditional
+// write's base).
+func appendVersion(dst []byte, v versionRef) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, v.version)
+	dst = append(dst, byte(len(v.writer)))
+	return append(dst, v.writer...)
+}
+
+// decodeVersion parses a version and returns the rest.
+func decodeVersion(b []byte) (versionRef, []byte, error) {
+	if len(b) < 9 || len(b) < 9+int(b[8]) {
+		return versionRef{}, nil, fmt.Errorf("cache: version: truncated: %w", ports.ErrMalformed)
+	}
+	n := int(b[8])
+	return versionRef{version: binary.BigEndian.Uint64(b), writer: string(b[9 : 9+n])}, b[9+n:], nil
 }

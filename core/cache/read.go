@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/mycorrizal/mycorrizal/core/placement"
 	"github.com/mycorrizal/mycorrizal/ports"
@@ -19,14 +20,32 @@ import (
 
 // readReply is one replica's answer.
 type readReply struct {
-	from   ports.NodeID
-	rec    record
-	found  bool
-	synced bool
-	err    error
+	from     ports.NodeID
+	rec      record
+	found    bool
+	synced   bool
+	previous bool // from an owner of the previous view, not of the current one
+	err      error
 }
 
-func (r readReply) authoritative() bool { return r.err == nil && (r.found || r.synced) }
+// authoritative reports whether the reply settles the read: a value, or a
+// tombstone or miss from a synced current owner. A previous owner's
+// tombstone or miss proves nothing (the current owners may hold a later
+// write), but its value is the key's until they have it.
+func (r readReply) authoritative() bool {
+	if r.err != nil {
+		return false
+	}
+	if r.previous {
+		return r.found && !r.rec.tomb
+	}
+	return r.found || r.synced
+}
+
+// hedgeAfter is how long a read waits for a replica before also asking the
+// next candidate: a replica that crashed and is not yet detected costs a
+// read this much, not its deadline.
+const hedgeAfter = 50 * time.Millisecond
 
 // candidates returns the nodes to read key from, in order: owners (its
 // replicas in the current view v, the first rf), then its owners in the
@@ -52,64 +71,26 @@ func (c *Cache) readKey(ctx context.Context, b *bucket, key string) (record, boo
 	rf, w, r := b.opts.quorums(v.Len())
 	var buf [2 * MaxReplicas]ports.NodeID
 	owners := v.Owners(buf[:0], kh, rf)
-	if r == 1 && slices.Contains(owners, c.self) {
-		// The fast path: this node's own copy, no network hop.
-		if rep := c.readLocal(b, key); rep.authoritative() {
-			return rep.rec, rep.found, nil
-		}
-	}
-	nodes := c.candidates(b, kh, v, owners)
 	if r == 1 {
-		return c.readOne(ctx, b, key, nodes, rf)
-	}
-	return c.readQuorum(ctx, b, key, nodes, rf, r, w)
-}
-
-// readOne asks replicas one at a time, this node first when it is one,
-// until one answers authoritatively. Only the first rf nodes are replicas
-// in the current view; a miss from the others (previous owners) proves
-// nothing, so they are asked for a hit only.
-func (c *Cache) readOne(ctx context.Context, b *bucket, key string, nodes []ports.NodeID, rf int) (record, bool, error) {
-	if i := slices.Index(nodes, c.self); i >= 0 {
-		rep := c.readLocal(b, key)
-		if i >= rf {
-			rep.synced = false
-		}
-		if rep.authoritative() {
-			return rep.rec, rep.found, nil
-		}
-		nodes = slices.Delete(slices.Clone(nodes), i, i+1)
-		if i < rf {
+		if i := slices.Index(owners, c.self); i >= 0 {
+			// The fast path: this node's own copy, no network hop.
+			if rep := c.readLocal(b, key, false); rep.authoritative() {
+				return rep.rec, rep.found, nil
+			}
+			owners = slices.Delete(owners, i, i+1) // asked already
 			rf--
 		}
 	}
-	var errs []error
-	for i, o := range nodes {
-		rep := c.readFrom(ctx, b, o, key)
-		if i >= rf {
-			rep.synced = false
-		}
-		if rep.authoritative() {
-			return rep.rec, rep.found, nil
-		}
-		if rep.err != nil {
-			if ctx.Err() != nil {
-				return record{}, false, rep.err
-			}
-			errs = append(errs, rep.err)
-		}
-	}
-	if len(errs) > 0 {
-		return record{}, false, fmt.Errorf("cache: get %q in bucket %q: no replica answered for sure: %w", key, b.name, errors.Join(errs...))
-	}
-	return record{}, false, nil
+	return c.readQuorum(ctx, b, key, c.candidates(b, kh, v, owners), rf, r, w)
 }
 
 // readQuorum asks r replicas at once (more when some answer without
-// authority), returns the newest version among r authoritative answers,
-// and before returning makes sure W replicas hold it (writing it back to
-// stale ones), so a later quorum read cannot see an older version. Other
-// stale replicas are repaired in the background.
+// authority, or do not answer within hedgeAfter), in candidate order:
+// the first rf are the key's owners, the rest its owners in the previous
+// view. It returns the newest version among r authoritative answers and,
+// with r > 1, before returning makes sure W replicas hold it (writing it
+// back to stale ones), so a later quorum read cannot see an older
+// version. Other stale replicas are repaired in the background.
 func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []ports.NodeID, rf, r, w int) (record, bool, error) {
 	replies := make(chan readReply, len(nodes))
 	next, outstanding := 0, 0
@@ -117,18 +98,16 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 		if next >= len(nodes) {
 			return false
 		}
-		o, previous := nodes[next], next >= rf // a previous owner: its miss proves nothing
+		o, previous := nodes[next], next >= rf
 		next++
 		outstanding++
 		if o == c.self {
-			rep := c.readLocal(b, key)
-			rep.synced = rep.synced && !previous
-			replies <- rep
+			replies <- c.readLocal(b, key, previous)
 			return true
 		}
 		if !c.goBackground(func(context.Context) {
 			rep := c.readFrom(ctx, b, o, key) // the caller's ctx: the read is its own
-			rep.synced = rep.synced && !previous
+			rep.previous = previous
 			replies <- rep
 		}) {
 			replies <- readReply{from: o, err: fmt.Errorf("cache: %w", ports.ErrClosed)}
@@ -138,6 +117,8 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 	for range r {
 		launch()
 	}
+	hedge := time.NewTimer(hedgeAfter)
+	defer hedge.Stop()
 	var got, unsure []readReply
 	var errs []error
 	for outstanding > 0 && len(got) < r {
@@ -150,21 +131,28 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 				continue
 			case rep.err != nil:
 				errs = append(errs, rep.err)
-			default:
+			case !rep.previous:
 				unsure = append(unsure, rep)
 			}
 			launch()
+		case <-hedge.C:
+			launch()
+			hedge.Reset(hedgeAfter)
 		case <-ctx.Done():
 			return record{}, false, fmt.Errorf("cache: get %q in bucket %q: %w", key, b.name, ctx.Err())
 		}
 	}
-	// Every candidate asked: misses from replicas still syncing are what
-	// they hold, and count towards the quorum.
-	for len(got) < r && len(unsure) > 0 {
+	// Every candidate asked. When none failed, the misses of current
+	// owners still syncing are what they hold, and count towards the
+	// quorum; when one failed, the key may be on it: no miss is reported.
+	for len(got) < r && len(unsure) > 0 && len(errs) == 0 {
 		got, unsure = append(got, unsure[0]), unsure[1:]
 	}
 	if len(got) < r {
-		return record{}, false, fmt.Errorf("cache: get %q in bucket %q: %d of %d replicas answered: %w", key, b.name, len(got), r, errors.Join(append(errs, ErrQuorum)...))
+		if len(errs) == 0 && r == 1 {
+			return record{}, false, nil // nobody holds it
+		}
+		return record{}, false, fmt.Errorf("cache: get %q in bucket %q: %d of %d replicas answered for sure: %w", key, b.name, len(got), r, errors.Join(append(errs, ErrQuorum)...))
 	}
 	var newest *readReply
 	for i := range got {
@@ -177,18 +165,22 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 	}
 	best := newest.rec
 	best.value = slices.Clone(best.value)
+	if r == 1 {
+		return best, true, nil
+	}
 	var stale []ports.NodeID
 	holders := 0
 	for _, rep := range got {
-		if rep.found && rep.rec.version == best.version && rep.rec.writer == best.writer {
+		switch {
+		case rep.found && rep.rec.version == best.version && rep.rec.writer == best.writer:
 			holders++
-		} else {
+		case !rep.previous:
 			stale = append(stale, rep.from)
 		}
 	}
 	if holders < w {
 		// Write back until W replicas hold the version returned.
-		for _, o := range nodes {
+		for _, o := range nodes[:min(rf, len(nodes))] {
 			if holders >= w {
 				break
 			}
@@ -214,16 +206,17 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 func (c *Cache) repair(ctx context.Context, b *bucket, o ports.NodeID, rec record) error {
 	c.repairs.Add(1)
 	if o == c.self {
-		_, err := b.apply(rec)
+		_, _, err := c.applyReplica(ctx, b, rec, nil, c.self)
 		return err
 	}
 	return c.replicate(ctx, b, o, appendRequest(nil, request{op: opPut, bucket: b.name, key: rec.key, value: appendRecord(nil, rec)}))
 }
 
-// readLocal is this node's own answer.
-func (c *Cache) readLocal(b *bucket, key string) readReply {
+// readLocal is this node's own answer, as a current owner or a previous
+// one.
+func (c *Cache) readLocal(b *bucket, key string, previous bool) readReply {
 	rec, found := b.read(key)
-	return readReply{from: c.self, rec: rec, found: found, synced: c.synced.Load()}
+	return readReply{from: c.self, rec: rec, found: found, synced: c.synced.Load(), previous: previous}
 }
 
 // readFrom asks one replica for its record of key.

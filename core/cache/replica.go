@@ -50,63 +50,76 @@ func (b *bucket) current(key string) (version uint64, writer string, tomb, ok bo
 	return version, writer, tomb, ok
 }
 
+// outcome is what a replica did with a record it was sent.
+type outcome uint8
+
+const (
+	applied outcome = iota // stored: it was newer than what the replica held
+	held                   // the replica holds this very version already
+	stale                  // the replica holds a newer version (or, for a conditional write, one newer than its base)
+)
+
 // apply stores r if it is newer than what this replica holds for its key,
 // and reports whether it did. An older or equal record is not an error:
 // the replica already holds something at least as new.
 func (b *bucket) apply(r record) (bool, error) {
+	out, _, err := b.applyIf(r, nil)
+	return out == applied, err
+}
+
+// applyIf stores r if it is newer than what this replica holds and, when
+// base is set, the replica holds nothing newer than base (a conditional
+// write: SetTTL rewrites the value it read only if no other write came
+// since). It returns the outcome and, when stale, the version held.
+func (b *bucket) applyIf(r record, base *versionRef) (outcome, versionRef, error) {
 	mu := b.stripe(r.key)
 	mu.Lock()
 	defer mu.Unlock()
-	if v, w, _, ok := b.current(r.key); ok && !r.newerThan(v, w) {
-		return false, nil
+	if v, w, _, ok := b.current(r.key); ok {
+		cur := versionRef{v, w}
+		switch {
+		case v == r.version && w == r.writer:
+			return held, cur, nil
+		case !r.newerThan(v, w):
+			return stale, cur, nil
+		case base != nil && newer(v, w, base.version, base.writer):
+			return stale, cur, nil
+		}
 	}
 	if r.tomb {
 		b.store.Delete(r.key)
 		b.tombs.put(r.key, r.version, r.writer)
-		return true, nil
+		return applied, versionRef{}, nil
 	}
 	if r.expires != 0 && r.expires <= b.wall() {
-		return false, nil // dead on arrival: nothing to keep
+		b.store.Delete(r.key) // dead on arrival: nothing older stays either
+		return applied, versionRef{}, nil
 	}
 	if err := b.store.Set(r.entry()); err != nil {
-		return false, err
+		return held, versionRef{}, err
 	}
 	b.tombs.remove(r.key)
-	return true, nil
+	return applied, versionRef{}, nil
 }
 
-// touch gives key's live entry a new expiry at a new version, keeping its
-// value; found is false when this replica has no live entry for key.
-func (b *bucket) touch(key string, version uint64, writer string, expires int64) (found bool, err error) {
-	mu := b.stripe(key)
+// dropRecord removes r (a value or a tombstone) if this replica still
+// holds exactly its version, and reports whether it did.
+func (b *bucket) dropRecord(r record) bool {
+	mu := b.stripe(r.key)
 	mu.Lock()
 	defer mu.Unlock()
-	e, ok := b.peek(key)
-	if !ok {
-		return false, nil
+	if r.tomb {
+		if ts, ok := b.tombs.get(r.key); ok && ts.version == r.version && ts.writer == r.writer {
+			b.tombs.remove(r.key)
+			return true
+		}
+		return false
 	}
-	if !newer(version, writer, e.Version, string(e.Writer)) {
-		return true, nil // a newer write already replaced it
+	if e, ok := b.peek(r.key); ok && e.Version == r.version && string(e.Writer) == r.writer {
+		b.store.Delete(r.key)
+		return true
 	}
-	r := recordOf(e)
-	r.value = append([]byte(nil), e.Value...)
-	r.version, r.writer, r.expires = version, writer, expires
-	if expires != 0 && expires <= b.wall() {
-		b.store.Delete(key)
-		return true, nil
-	}
-	return true, b.store.Set(r.entry())
-}
-
-// drop removes key if it still holds exactly version (handoff: a copy this
-// node no longer owns, now held by its owners).
-func (b *bucket) drop(key string, version uint64) {
-	mu := b.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
-	if e, ok := b.peek(key); ok && e.Version == version {
-		b.store.Delete(key)
-	}
+	return false
 }
 
 // read returns what this replica holds for key as a record (a tombstone

@@ -14,7 +14,7 @@ func newTestBucket(t *testing.T) *bucket {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return &bucket{name: "b", store: s, tombs: newTombstones(time.Hour, 1000), wall: func() int64 { return time.Now().UnixNano() }}
+	return &bucket{name: "b", store: s, tombs: newTombstones(time.Hour, 1000, func() int64 { return 0 }), wall: func() int64 { return time.Now().UnixNano() }}
 }
 
 // TestApplyConvergesInAnyOrder: replicas that receive the same writes
@@ -107,7 +107,7 @@ func TestHLCMonotonicAndObserves(t *testing.T) {
 }
 
 func TestTombstonesAreBounded(t *testing.T) {
-	ts := newTombstones(50*time.Millisecond, 3)
+	ts := newTombstones(50*time.Millisecond, 3, func() int64 { return 0 })
 	for i, k := range []string{"a", "b", "c", "d"} {
 		ts.put(k, uint64(i), "n")
 	}

@@ -55,39 +55,54 @@ func (c *Cache) serve(ctx context.Context, from ports.NodeID, payload []byte) ([
 	switch req.op {
 	case opRead:
 		return c.serveRead(b, req.key, version), nil
-	case opPut:
-		rec, rest, err := decodeRecord(req.value)
-		if err == nil && (len(rest) != 0 || rec.key != req.key) {
-			err = fmt.Errorf("cache: put record does not match its request: %w", ports.ErrMalformed)
-		}
-		if err != nil {
-			c.log.Warn("malformed replica write", "from", string(from), "err", err)
-			return appendResponse(nil, stError, version, []byte(err.Error())), nil
-		}
-		if _, err := c.writableView(b.name); err != nil {
-			return appendResponse(nil, stTooSmall, version, []byte(err.Error())), nil
-		}
-		c.clock.observe(rec.version)
-		if _, err := b.apply(rec); err != nil {
-			return appendResponse(nil, stError, version, []byte(err.Error())), nil
-		}
-	case opTouch:
-		rec, _, err := decodeRecord(req.value)
-		if err != nil {
-			return appendResponse(nil, stError, version, []byte(err.Error())), nil
-		}
-		c.clock.observe(rec.version)
-		found, err := b.touch(req.key, rec.version, rec.writer, rec.expires)
-		switch {
-		case err != nil:
-			return appendResponse(nil, stError, version, []byte(err.Error())), nil
-		case !found:
-			return appendResponse(nil, stNotFound, version, nil), nil
-		}
+	case opPut, opPutIf:
+		return c.servePut(ctx, from, b, req, version), nil
 	default:
 		return appendResponse(nil, stError, version, []byte(fmt.Sprintf("operation %d is not served on %s", req.op, AppName))), nil
 	}
-	return appendResponse(nil, stOK, version, nil), nil
+}
+
+// servePut applies a replica write (opPut) or a conditional one (opPutIf:
+// a base version precedes the record). It answers stOK when the replica
+// holds the record afterwards, stStale with the version it holds when that
+// is newer (than the record, or than the base), and refuses a version too
+// far ahead of this node's clock.
+func (c *Cache) servePut(ctx context.Context, from ports.NodeID, b *bucket, req request, version uint64) []byte {
+	body := req.value
+	var base *versionRef
+	var err error
+	if req.op == opPutIf {
+		var v versionRef
+		v, body, err = decodeVersion(body)
+		base = &v
+	}
+	var rec record
+	if err == nil {
+		var rest []byte
+		rec, rest, err = decodeRecord(body)
+		if err == nil && (len(rest) != 0 || rec.key != req.key) {
+			err = fmt.Errorf("cache: put record does not match its request: %w", ports.ErrMalformed)
+		}
+	}
+	if err != nil {
+		c.log.Warn("malformed replica write", "from", string(from), "err", err)
+		return appendResponse(nil, stError, version, []byte(err.Error()))
+	}
+	if _, err := c.writableView(b.name); err != nil {
+		return appendResponse(nil, stTooSmall, version, []byte(err.Error()))
+	}
+	if c.clock.ahead(rec.version) {
+		return appendResponse(nil, stVersionAhead, version, []byte(fmt.Sprintf("version %d of %q from %s is more than %v ahead of %s's clock", rec.version, rec.key, rec.writer, maxClockLead, c.self)))
+	}
+	c.clock.observe(rec.version)
+	out, cur, err := c.applyReplica(ctx, b, rec, base, "") // the coordinator need not hold it
+	switch {
+	case err != nil:
+		return appendResponse(nil, stError, version, []byte(err.Error()))
+	case out == stale:
+		return appendResponse(nil, stStale, version, appendVersion(nil, cur))
+	}
+	return appendResponse(nil, stOK, version, nil)
 }
 
 // serveRead answers a replica read: a flags byte (bit 0: this node is

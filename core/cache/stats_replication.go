@@ -17,9 +17,13 @@ type ReplicationStats struct {
 	// PendingWrites counts replica writes still in flight after their
 	// write quorum answered.
 	PendingWrites int64
-	// UnderReplicated counts keys this node holds that some owner in the
-	// current view has not yet pulled from it since the view changed:
-	// copies that may still be missing on other nodes.
+	// UnderReplicated counts the records this node holds that some owner
+	// in the current view may still lack: copies of keys this node does
+	// not own (until every owner confirmed holding them; they are then
+	// dropped), and records of keys it owns that a fellow owner has not
+	// pulled from it with the current view. It is 0 in a settled cluster;
+	// with Synced and PendingWrites == 0 on every node, every key has its
+	// RF copies.
 	UnderReplicated int
 	// Foreign counts copies this node holds of keys it does not own in its
 	// current view (kept until their owners have pulled them).
@@ -47,9 +51,9 @@ func (c *Cache) ReplicationStats() ReplicationStats {
 	}
 	key := nodesKey(v.Nodes())
 	c.pullMu.Lock()
-	pulled := make(map[ports.NodeID]bool, len(c.pulledBy))
-	for p, m := range c.pulledBy {
-		pulled[p] = m.nodes == key
+	pulled := make(map[pullKey]bool, len(c.pulledBy))
+	for p, nodes := range c.pulledBy {
+		pulled[p] = nodes == key
 	}
 	c.pullMu.Unlock()
 	for _, name := range c.Buckets() {
@@ -64,9 +68,11 @@ func (c *Cache) ReplicationStats() ReplicationStats {
 			owners = v.Owners(owners[:0], placement.KeyHash(name, e.Key), rf)
 			if !slices.Contains(owners, c.self) {
 				s.Foreign++
+				s.UnderReplicated++
+				return true
 			}
 			for _, o := range owners {
-				if o != c.self && !pulled[o] {
+				if o != c.self && !pulled[pullKey{o, name}] {
 					s.UnderReplicated++
 					break
 				}

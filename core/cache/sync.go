@@ -97,12 +97,25 @@ func (c *Cache) syncer() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	dropAgain := time.NewTimer(time.Hour)
+	dropAgain.Stop()
+	defer dropAgain.Stop()
+	drop := func() {
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PullTimeout)
+		defer cancel()
+		if c.dropForeign(ctx) > 0 && c.ctx.Err() == nil {
+			dropAgain.Reset(dropRetry)
+		}
+	}
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-c.dropKick:
-			c.maybeDropForeign()
+			drop()
+			continue
+		case <-dropAgain.C:
+			drop()
 			continue
 		case <-c.syncKick:
 		case <-tick.C:
@@ -117,6 +130,9 @@ func (c *Cache) syncer() {
 		select {
 		case <-c.syncKick:
 		default:
+		}
+		if c.selfLeaving.Load() {
+			continue // handing off: it pulls nothing more
 		}
 		v := c.view.Load()
 		start := time.Now()
@@ -133,7 +149,7 @@ func (c *Cache) syncer() {
 				c.log.Info("synced", "view", v.Version(), "members", v.Len(), "received", n, "took", time.Since(start).Round(time.Millisecond))
 			}
 		}
-		c.maybeDropForeign()
+		drop()
 	}
 }
 
@@ -206,20 +222,18 @@ func (c *Cache) syncRound(v *placement.View) (int, error) {
 		}
 		wg.Wait()
 		received += int(c.received.Load() - before)
+		// Every batch of a pull completes before its answer: what a peer
+		// promised in it and did not send will not come. The next round
+		// asks again (the other holders deferred to that peer).
+		missing := 0
+		for _, p := range peers {
+			missing += c.promised.release(b.name, p)
+		}
+		if missing > 0 {
+			errs = append(errs, fmt.Errorf("bucket %q: %d records promised by peers did not arrive", b.name, missing))
+		}
 		if len(errs) > 0 {
 			return received, errors.Join(errs...)
-		}
-	}
-	// An offer this node declined because another peer had promised the
-	// record counts only once that record arrived.
-	for deadline := time.Now().Add(2 * time.Second); c.promised.pending(time.Now()) > 0; {
-		if time.Now().After(deadline) {
-			return received, errors.New("records promised by peers have not arrived")
-		}
-		select {
-		case <-c.ctx.Done():
-			return received, c.ctx.Err()
-		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	return received, nil
@@ -321,11 +335,10 @@ func (c *Cache) servePull(ctx context.Context, from ports.NodeID, b *bucket, bod
 	if !v.Contains(from) {
 		return fmt.Errorf("cache: pull from %s whose view does not include it: %w", from, ports.ErrMalformed)
 	}
-	started := c.clock.now()
-	if err := c.pushTo(ctx, from, b, v, theirs); err != nil {
+	if err := c.pushTo(ctx, from, b, v, theirs, nil); err != nil {
 		return err
 	}
-	c.notePulled(from, v, started)
+	c.notePulled(from, b.name, v)
 	return nil
 }
 
@@ -335,7 +348,7 @@ func (c *Cache) servePull(ctx context.Context, from ports.NodeID, b *bucket, bod
 // after a membership change). With theirs nil (a handoff) it sends all.
 // The digest covers only keys both nodes own, so two replicas that agree
 // match range by range even while one still holds copies for others.
-func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *placement.View, theirs *digests) error {
+func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *placement.View, theirs *digests, onResult func([]record, []bool)) error {
 	rf, _, _ := b.opts.quorums(v.Len())
 	owners := make([]ports.NodeID, 0, rf)
 	differs := func(kh uint64) bool { return true }
@@ -355,6 +368,7 @@ func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *pla
 		differs = func(kh uint64) bool { return mine[kh>>56] != theirs[kh>>56] }
 	}
 	bt := newBatcher(c, ctx, peer, b)
+	bt.onResult = onResult
 	b.eachItem(func(r record) bool {
 		kh := placement.KeyHash(b.name, r.key)
 		owners = v.Owners(owners[:0], kh, rf)
@@ -369,7 +383,11 @@ func (c *Cache) pushTo(ctx context.Context, peer ports.NodeID, b *bucket, v *pla
 // batcher gathers records for one peer and sends them as an offer
 // followed by the wanted records, with up to syncPipeline batches in
 // flight (a pull is latency-bound otherwise: two round trips per batch).
-// Its goroutines are waited for by close.
+// Its goroutines are waited for by close. When onResult is set, it is
+// called after each batch (from the batch's goroutine) with the records
+// and whether the peer now holds each (it had the version or a newer one,
+// or received it); a record the peer deferred to another peer's promise is
+// not held.
 type batcher struct {
 	c     *Cache
 	ctx   context.Context
@@ -377,6 +395,8 @@ type batcher struct {
 	b     *bucket
 	recs  []record
 	bytes int
+
+	onResult func(recs []record, have []bool)
 
 	slots chan struct{}
 	wg    sync.WaitGroup
@@ -461,76 +481,109 @@ func (bt *batcher) send(recs []record) error {
 		head.value = nil
 		offer = appendRecord(offer, head)
 	}
-	var wanted []byte
+	var wanted, deferred []byte
 	err := bt.c.callBucket(bt.ctx, bt.c.syncApp, bt.peer, bt.b, appendRequest(nil, request{op: opOffer, bucket: bt.b.name, value: offer}), func(r response) error {
 		if r.status != stOK {
 			return statusErr(r)
 		}
-		if len(r.body) != (len(recs)+7)/8 {
-			return fmt.Errorf("cache: want bitmap of %d bytes for %d records: %w", len(r.body), len(recs), ports.ErrMalformed)
+		n := (len(recs) + 7) / 8
+		if len(r.body) != 2*n {
+			return fmt.Errorf("cache: offer answer of %d bytes for %d records: %w", len(r.body), len(recs), ports.ErrMalformed)
 		}
-		wanted = r.body
+		wanted, deferred = r.body[:n], r.body[n:]
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	bit := func(m []byte, i int) bool { return m[i/8]&(1<<(i%8)) != 0 }
 	var batch []byte
 	for i, r := range recs {
-		if wanted[i/8]&(1<<(i%8)) != 0 {
+		if bit(wanted, i) {
 			batch = appendRecord(batch, r)
 		}
 	}
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := bt.c.limiter.wait(bt.ctx, len(batch)); err != nil {
-		return err
-	}
-	return bt.c.callBucket(bt.ctx, bt.c.syncApp, bt.peer, bt.b, appendRequest(nil, request{op: opPutBatch, bucket: bt.b.name, value: batch}), func(r response) error {
-		if r.status != stOK {
-			return statusErr(r)
+	if len(batch) > 0 {
+		if err := bt.c.limiter.wait(bt.ctx, len(batch)); err != nil {
+			return err
 		}
-		return nil
-	})
+		err = bt.c.callBucket(bt.ctx, bt.c.syncApp, bt.peer, bt.b, appendRequest(nil, request{op: opPutBatch, bucket: bt.b.name, value: batch}), func(r response) error {
+			if r.status != stOK {
+				return statusErr(r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if bt.onResult != nil {
+		have := make([]bool, len(recs))
+		for i := range recs {
+			have[i] = !bit(deferred, i)
+		}
+		bt.onResult(recs, have)
+	}
+	return nil
 }
 
-// serveOffer answers an offer with a bitmap of the records this node
-// wants: those it lacks or holds older, and that no other peer has
-// promised already (see promises).
+// serveOffer answers an offer with two bitmaps: the records this node
+// wants (it lacks them or holds them older) and the records it defers
+// because another peer has promised them already (see promises). A record
+// in neither is one this node holds at that version or newer.
 func (c *Cache) serveOffer(from ports.NodeID, b *bucket, body []byte) ([]byte, error) {
 	recs, err := decodeRecords(body, syncBatchMax)
 	if err != nil {
 		return nil, err
 	}
-	want := make([]byte, (len(recs)+7)/8)
+	n := (len(recs) + 7) / 8
+	out := make([]byte, 2*n)
+	want, deferred := out[:n], out[n:]
+	if c.selfLeaving.Load() {
+		// Handing off: hold nothing new, and let no peer count on this
+		// node's copies.
+		for i := range deferred {
+			deferred[i] = 0xff
+		}
+		return out, nil
+	}
 	now := time.Now()
 	for i, r := range recs {
-		if v, w, _, ok := b.current(r.key); (!ok || r.newerThan(v, w)) && c.promised.claim(b.name, r, from, now) {
+		v, w, _, ok := b.current(r.key)
+		switch {
+		case ok && !r.newerThan(v, w):
+			// held at this version or newer
+		case c.promised.claim(b.name, r, from, now):
 			want[i/8] |= 1 << (i % 8)
+		default:
+			deferred[i/8] |= 1 << (i % 8)
 		}
 	}
-	return want, nil
+	return out, nil
 }
 
 // servePutBatch applies a batch of records.
-func (c *Cache) servePutBatch(from ports.NodeID, b *bucket, body []byte) error {
+func (c *Cache) servePutBatch(ctx context.Context, from ports.NodeID, b *bucket, body []byte) error {
 	recs, err := decodeRecords(body, syncBatchMax)
 	if err != nil {
 		return err
 	}
 	_, copies := b.store.(*Store) // the default store copies what it keeps
 	for _, r := range recs {
-		c.clock.observe(r.version)
 		c.promised.fulfil(b.name, r.key, from)
+		if c.clock.ahead(r.version) {
+			c.log.Warn("sync record refused", "from", string(from), "bucket", b.name, "key", r.key, "err", ErrVersionAhead)
+			continue
+		}
+		c.clock.observe(r.version)
 		if !copies {
 			r.value = slices.Clone(r.value) // do not let a store pin the whole batch
 		}
-		applied, err := b.apply(r)
+		out, _, err := c.applyReplica(ctx, b, r, nil, from)
 		if err != nil {
 			return err
 		}
-		if applied {
+		if out == applied {
 			c.received.Add(1)
 		}
 	}
@@ -567,7 +620,7 @@ func (c *Cache) serveSync(ctx context.Context, from ports.NodeID, payload []byte
 	case opOffer:
 		body, err = c.serveOffer(from, b, req.value)
 	case opPutBatch:
-		err = c.servePutBatch(from, b, req.value)
+		err = c.servePutBatch(ctx, from, b, req.value)
 	default:
 		err = fmt.Errorf("cache: operation %d is not served on %s: %w", req.op, SyncAppName, ports.ErrMalformed)
 	}

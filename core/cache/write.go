@@ -1,0 +1,179 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mycorrizal/mycorrizal/core/placement"
+	"github.com/mycorrizal/mycorrizal/ports"
+)
+
+// Writes. A coordinator stamps a record with its clock and sends it to
+// the key's RF replicas, returning once W hold it. A replica that holds a
+// newer version answers with it (stStale): the coordinator moves its clock
+// past that version and writes again at a new one. So a write never
+// reports success while its quorum holds a newer version: with W a
+// majority of RF, a write that starts after another was acknowledged
+// always wins over it, whatever the writers' clocks say (within the
+// tolerated lead, maxClockLead). Replica writes beyond the quorum go on in
+// the background, bounded per replica (see budgets).
+
+// maxRestamps bounds how often one write is stamped again.
+const maxRestamps = 4
+
+// errConflict reports that a conditional write (SetTTL) met a version
+// newer than the one it read.
+var errConflict = errors.New("a replica holds a version newer than the one read")
+
+// writeRecord writes rec to its key's replicas, stamping it again when a
+// replica holds a newer version (see above). With base set it is a
+// conditional write, which fails with errConflict instead.
+func (c *Cache) writeRecord(ctx context.Context, b *bucket, rec record, base *versionRef) error {
+	for attempt := 0; ; attempt++ {
+		held, err := c.writeOnce(ctx, b, rec, base)
+		switch {
+		case held == nil:
+			return err
+		case base != nil:
+			return fmt.Errorf("cache: write %q in bucket %q: %w", rec.key, b.name, errConflict)
+		case c.clock.ahead(held.version):
+			return fmt.Errorf("cache: write %q in bucket %q: a replica holds version %d by %s: %w", rec.key, b.name, held.version, held.writer, ErrVersionAhead)
+		case attempt == maxRestamps:
+			return fmt.Errorf("cache: write %q in bucket %q: replicas held newer versions %d times: %w", rec.key, b.name, attempt+1, ErrQuorum)
+		}
+		c.clock.observe(held.version)
+		rec.version = c.clock.now()
+	}
+}
+
+// replicaResult is one replica's answer to a write.
+type replicaResult struct {
+	held *versionRef // the newer version the replica holds, when stale
+	err  error
+}
+
+// writeOnce sends rec to every replica of its key and returns once W of
+// them (this node's own copy counting, when it is one) hold it, or with
+// the newer version one of them holds. The replicas that have not
+// answered by then keep being written in the background.
+func (c *Cache) writeOnce(ctx context.Context, b *bucket, rec record, base *versionRef) (*versionRef, error) {
+	v, err := c.writableView(b.name)
+	if err != nil {
+		return nil, err
+	}
+	rf, w, _ := b.opts.quorums(v.Len())
+	var buf [MaxReplicas]ports.NodeID
+	owners := v.Owners(buf[:0], placement.KeyHash(b.name, rec.key), rf)
+	acks, remotes := 0, len(owners)
+	var errs []error
+	for _, o := range owners {
+		if o != c.self {
+			continue
+		}
+		remotes--
+		out, cur, err := c.applyReplica(ctx, b, rec, base, c.self)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("cache: write %q in bucket %q: %w", rec.key, b.name, err))
+		case out == stale:
+			return &cur, nil
+		default:
+			acks++
+		}
+	}
+	if remotes == 0 {
+		if acks >= w {
+			return nil, nil
+		}
+		return nil, errors.Join(errs...)
+	}
+	payload := appendPut(b.name, rec, base)
+	if len(owners) == 1 {
+		// A single replica, not this node: its answer decides, no fan-out.
+		return c.replicateV(ctx, b, owners[0], payload)
+	}
+	results := make(chan replicaResult, remotes)
+	for _, o := range owners {
+		if o == c.self {
+			continue
+		}
+		if !c.budgets.acquire(o, len(payload)) {
+			c.shed.Add(1)
+			results <- replicaResult{err: fmt.Errorf("cache: write %q in bucket %q: replica %s is not keeping up (%d writes in flight to it): %w", rec.key, b.name, o, c.budgets.maxCount, ports.ErrBackpressure)}
+			continue
+		}
+		c.pendingReplicas.Add(1)
+		if !c.goBackground(func(ctx context.Context) {
+			defer c.pendingReplicas.Add(-1)
+			defer c.budgets.release(o, len(payload))
+			held, err := c.replicateV(ctx, b, o, payload)
+			results <- replicaResult{held, err}
+		}) {
+			c.pendingReplicas.Add(-1)
+			c.budgets.release(o, len(payload))
+			return nil, fmt.Errorf("cache: %w", ports.ErrClosed)
+		}
+	}
+	if acks >= w {
+		return nil, nil
+	}
+	for got := 0; got < remotes; got++ {
+		select {
+		case r := <-results:
+			switch {
+			case r.held != nil:
+				return r.held, nil
+			case r.err == nil:
+				if acks++; acks >= w {
+					return nil, nil
+				}
+				continue
+			}
+			errs = append(errs, r.err)
+			if acks+remotes-got-1 < w {
+				return nil, fmt.Errorf("cache: write %q in bucket %q: %d of %d replicas acknowledged, %d needed: %w", rec.key, b.name, acks, len(owners), w, errors.Join(append(errs, ErrQuorum)...))
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cache: write %q in bucket %q: %d of %d acknowledgements before %w", rec.key, b.name, acks, w, ctx.Err())
+		}
+	}
+	return nil, fmt.Errorf("cache: write %q in bucket %q: %w", rec.key, b.name, ErrQuorum)
+}
+
+// appendPut encodes a replica write of rec: opPut, or opPutIf with base.
+func appendPut(bucket string, rec record, base *versionRef) []byte {
+	if base == nil {
+		return appendRequest(nil, request{op: opPut, bucket: bucket, key: rec.key, value: appendRecord(nil, rec)})
+	}
+	return appendRequest(nil, request{op: opPutIf, bucket: bucket, key: rec.key, value: appendRecord(appendVersion(nil, *base), rec)})
+}
+
+// replicateV sends a replica write to one replica and returns the newer
+// version it holds, if it holds one.
+func (c *Cache) replicateV(ctx context.Context, b *bucket, peer ports.NodeID, payload []byte) (*versionRef, error) {
+	var held *versionRef
+	err := c.callBucket(ctx, c.app, peer, b, payload, func(r response) error {
+		switch r.status {
+		case stOK:
+			return nil
+		case stStale:
+			v, _, err := decodeVersion(r.body)
+			if err != nil {
+				return fmt.Errorf("cache: stale answer from %s: %w", peer, err)
+			}
+			held = &v
+			return nil
+		}
+		return statusErr(r)
+	})
+	return held, err
+}
+
+// replicate sends a replica write to one replica; a replica that holds a
+// newer version holds what matters, which is success here (read repair,
+// forwarding).
+func (c *Cache) replicate(ctx context.Context, b *bucket, peer ports.NodeID, payload []byte) error {
+	_, err := c.replicateV(ctx, b, peer, payload)
+	return err
+}
