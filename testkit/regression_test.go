@@ -46,7 +46,7 @@ func TestJoinWithSeveralBucketsKeepsEveryKey(t *testing.T) {
 	c.WaitConverged(20 * time.Second)
 	createEverywhere(t, c, 0, "a", cache.BucketOptions{Replicas: 3})
 	createEverywhere(t, c, 0, "z", cache.BucketOptions{Replicas: 1}) // pulled after a
-	writeKeys(t, c, "a", 10*n) // the newcomer's pull of a takes a while
+	writeKeys(t, c, "a", 10*n)                                       // the newcomer's pull of a takes a while
 	writeKeys(t, c, "z", n)
 	waitReplicated(t, c)
 	c.Restart(4) // a join: the new node owns a fifth of each bucket

@@ -103,7 +103,7 @@ type bucket struct {
 	opts  BucketOptions
 	store ports.Store
 	tombs *tombstones
-	wall  func() int64 // the node's wall clock, Unix nanoseconds
+	wall  func() int64            // the node's wall clock, Unix nanoseconds
 	locks [lockStripes]sync.Mutex // see stripe
 }
 
