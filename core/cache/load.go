@@ -15,18 +15,46 @@ import (
 type Loader func(ctx context.Context) (value []byte, ttl time.Duration, err error)
 
 // ErrLoad wraps a loader's error as the callers of GetOrLoad see it when
-// the loader ran on another node.
+// the loader ran for another caller (on this node or another one).
 var ErrLoad = errors.New("loader failed")
+
+// loadError is a loader's failure as the waiting callers see it: one
+// description naming the key, the bucket and the node that ran the loader,
+// passed on as it is from node to node (so its text never repeats). It
+// wraps ErrLoad and, on the node that ran the loader, the loader's error.
+type loadError struct {
+	msg   string
+	cause error // nil on other nodes: only the text travels
+}
+
+func newLoadError(bucket, key string, loader ports.NodeID, text string, cause error) *loadError {
+	return &loadError{msg: fmt.Sprintf("cache: load of %q in bucket %q on %s: %s: %s", key, bucket, loader, text, ErrLoad), cause: cause}
+}
+
+func (e *loadError) Error() string { return e.msg }
+
+func (e *loadError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrLoad, e.cause}
+	}
+	return []error{ErrLoad}
+}
+
+// loadStoreTimeout bounds storing a value a remote loader reported (the
+// replicated write runs in a goroutine of its own, never on the load
+// application's message goroutine).
+const loadStoreTimeout = 10 * time.Second
 
 // flightKey names one key's load.
 type flightKey struct{ bucket, key string }
 
 // flight is one load in progress, coordinated by the key's owner.
 type flight struct {
-	loader ports.NodeID // the node running the loader
-	done   chan struct{}
-	value  []byte
-	err    error
+	loader   ports.NodeID // the node running the loader
+	reported bool         // its result arrived (guarded by the table's mu)
+	done     chan struct{}
+	value    []byte
+	err      error
 }
 
 // flightTable holds the loads in flight, bounded.
@@ -55,6 +83,7 @@ func (t *flightTable) join(k flightKey, loader ports.NodeID) (*flight, bool, err
 }
 
 // finish completes f (if it is still k's flight) and wakes its waiters.
+// A flight ends with a value or an error, never both.
 func (t *flightTable) finish(k flightKey, f *flight, value []byte, err error) {
 	t.mu.Lock()
 	if t.m[k] != f {
@@ -63,6 +92,9 @@ func (t *flightTable) finish(k flightKey, f *flight, value []byte, err error) {
 	}
 	delete(t.m, k)
 	t.mu.Unlock()
+	if err != nil {
+		value = nil
+	}
 	f.value, f.err = value, err
 	close(f.done)
 }
@@ -72,6 +104,18 @@ func (t *flightTable) lookup(k flightKey, loader ports.NodeID) *flight {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if f := t.m[k]; f != nil && f.loader == loader {
+		return f
+	}
+	return nil
+}
+
+// claim returns k's flight if loader is running it and its result has not
+// arrived yet, marking it arrived: a repeated report is ignored.
+func (t *flightTable) claim(k flightKey, loader ports.NodeID) *flight {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f := t.m[k]; f != nil && f.loader == loader && !f.reported {
+		f.reported = true
 		return f
 	}
 	return nil
@@ -94,6 +138,11 @@ func (t *flightTable) failAll(err error) {
 // the one load in progress. A loader's error reaches every waiting caller
 // and is not cached. If the node running the loader fails or the load takes
 // longer than the waiting caller's ctx allows, that caller gets an error.
+// A caller gets a value or an error, never both: a loader that returns an
+// error has its value ignored, and a loaded value that could not be stored
+// is reported as that error. The caller whose loader ran gets its error as
+// returned; the others get an error wrapping ErrLoad that names the node
+// that ran it.
 func (c *Cache) GetOrLoad(ctx context.Context, bucketName, key string, loader Loader) ([]byte, error) {
 	b, err := c.bucket(bucketName)
 	if err != nil {
@@ -144,11 +193,17 @@ func (c *Cache) loadAsOwner(ctx context.Context, b *bucket, key string, from por
 			return nil, errGranted
 		}
 		value, ttl, lerr := loader(ctx)
-		if lerr == nil {
-			lerr = c.put(ctx, b, key, value, ttl)
+		if lerr != nil {
+			c.flights.finish(k, f, nil, newLoadError(b.name, key, c.self, lerr.Error(), lerr))
+			return nil, lerr
 		}
-		c.flights.finish(k, f, value, lerr)
-		return value, lerr
+		if err := c.put(ctx, b, key, value, ttl); err != nil {
+			err = fmt.Errorf("cache: storing the loaded value of %q in bucket %q: %w", key, b.name, err)
+			c.flights.finish(k, f, nil, err)
+			return nil, err
+		}
+		c.flights.finish(k, f, value, nil)
+		return value, nil
 	}
 	select {
 	case <-f.done:
@@ -187,12 +242,17 @@ func (c *Cache) loadRemote(ctx context.Context, b *bucket, owner ports.NodeID, k
 			}
 			return fmt.Errorf("cache: %s did not know bucket %q: %w", owner, b.name, ErrUnknownBucket)
 		case stError:
-			return fmt.Errorf("cache: load of %q in bucket %q: %s: %w", key, b.name, r.body, ErrLoad)
+			// The owner sends a loader's failure as the description its
+			// waiters see; other failures come as handler errors.
+			return &loadError{msg: string(r.body)}
 		}
 		return statusErr(r)
 	})
-	if err != nil || !granted {
-		return value, retry, err
+	if err != nil {
+		return nil, retry, err
+	}
+	if !granted {
+		return value, false, nil
 	}
 	// This node runs the loader; the owner waits for the result.
 	value, ttl, lerr := loader(ctx)
@@ -204,10 +264,18 @@ func (c *Cache) loadRemote(ctx context.Context, b *bucket, owner ports.NodeID, k
 	// the loader ran, and the waiters on other nodes still need the result.
 	sctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	if serr := c.load.Send(sctx, appendRequest(nil, done), owner); serr != nil {
+	serr := c.load.Send(sctx, appendRequest(nil, done), owner)
+	if serr != nil {
 		c.log.Warn("could not report a finished load to the owner", "owner", string(owner), "bucket", b.name, "err", serr)
 	}
-	return value, false, lerr
+	switch {
+	case lerr != nil:
+		return nil, false, lerr
+	case serr != nil:
+		// The owner stores the value: one it never got is not stored.
+		return nil, false, fmt.Errorf("cache: reporting the loaded value of %q in bucket %q to its owner %s: %w", key, b.name, owner, serr)
+	}
+	return value, false, nil
 }
 
 // serveLoad answers a GetOrLoad from another node, on the owner.
@@ -225,18 +293,24 @@ func (c *Cache) serveLoad(ctx context.Context, from ports.NodeID, payload []byte
 		if errors.Is(err, ErrUnknownBucket) {
 			return appendResponse(nil, stUnknownBucket, version, nil), nil
 		}
-		return appendResponse(nil, stError, version, []byte(err.Error())), nil
+		return nil, err
 	}
 	if c.owner(req.bucket, req.key) != c.self {
 		return appendResponse(nil, stNotMine, version, nil), nil
 	}
 	value, err := c.loadAsOwner(ctx, b, req.key, from, nil)
+	var le *loadError
 	switch {
 	case errors.Is(err, errGranted):
 		c.watchLease(flightKey{b.name, req.key}, from)
 		return appendResponse(nil, stLoadGranted, version, nil), nil
+	case errors.As(err, &le):
+		return appendResponse(nil, stError, version, []byte(le.msg)), nil
 	case err != nil:
-		return appendResponse(nil, stError, version, []byte(err.Error())), nil
+		// Not the loader's failure (a full flight table, the wait's
+		// deadline, a failed store): the caller sees it as the remote
+		// error it is, not as ErrLoad.
+		return nil, err
 	}
 	return appendResponse(make([]byte, 0, 9+len(value)), stOK, version, value), nil
 }
@@ -285,25 +359,37 @@ func (c *Cache) watchLease(k flightKey, loader ports.NodeID) {
 }
 
 // loadDone receives a remote loader's result on the owner: it stores the
-// value and wakes the waiters, or hands them the loader's error.
-func (c *Cache) loadDone(ctx context.Context, from ports.NodeID, payload []byte) {
+// value and wakes the waiters, or hands them the loader's error. It runs on
+// the load application's message goroutine, so the replicated store runs
+// in a goroutine the cache owns, bounded by loadStoreTimeout.
+func (c *Cache) loadDone(_ context.Context, from ports.NodeID, payload []byte) {
 	req, err := decodeRequest(payload)
 	if err != nil || req.op != opLoadDone {
 		c.log.Warn("malformed load result", "from", string(from), "err", err)
 		return
 	}
 	k := flightKey{req.bucket, req.key}
-	f := c.flights.lookup(k, from)
+	f := c.flights.claim(k, from)
 	if f == nil {
-		return // expired, or not granted to this node
+		return // expired, not granted to this node, or reported already
 	}
 	if req.failed {
-		c.flights.finish(k, f, nil, fmt.Errorf("cache: load of %q in bucket %q on %s: %s: %w", req.key, req.bucket, from, req.value, ErrLoad))
+		c.flights.finish(k, f, nil, newLoadError(req.bucket, req.key, from, string(req.value), nil))
 		return
 	}
 	b, err := c.bucket(req.bucket)
-	if err == nil {
-		err = c.put(ctx, b, req.key, req.value, req.ttl)
+	if err != nil {
+		c.flights.finish(k, f, nil, err)
+		return
 	}
-	c.flights.finish(k, f, req.value, err)
+	started := c.goOwned(loadStoreTimeout, func(ctx context.Context) {
+		if err := c.put(ctx, b, req.key, req.value, req.ttl); err != nil {
+			c.flights.finish(k, f, nil, fmt.Errorf("cache: storing the value of %q in bucket %q loaded by %s: %w", req.key, req.bucket, from, err))
+			return
+		}
+		c.flights.finish(k, f, req.value, nil)
+	})
+	if !started {
+		c.flights.finish(k, f, nil, fmt.Errorf("cache: load of %q in bucket %q: %w", req.key, req.bucket, ports.ErrClosed))
+	}
 }
