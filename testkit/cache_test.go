@@ -269,6 +269,11 @@ func TestTypedBucketAndLateJoiner(t *testing.T) {
 	if err := b0.Set(ctx, "p1", profile{"Ada", 36}, 0); err != nil {
 		t.Fatal(err)
 	}
+	// With the defaults (RF=3, W=2, R=1) a read may reach the one replica
+	// the write has not reached yet (no read-your-writes: see
+	// docs/CONSISTENCY.md); under load that window was seen. Wait for the
+	// background replica write.
+	waitReplicated(t, c)
 	b2, err := mycorrizal.TypedBucket[profile](c.Node(2), "profiles")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -277,6 +278,98 @@ func TestLaterWriteWinsUnderClockSkew(t *testing.T) {
 			t.Errorf("%s: deleted last, read %q, %v", key(k), v, err)
 		case k%3 != 0 && (err != nil || string(v) != "second"):
 			t.Errorf("%s: the later write lost to a skewed clock: read %q, %v", key(k), v, err)
+		}
+	}
+}
+
+// slowStore delays every Set: a replica that is alive but slow.
+type slowStore struct {
+	ports.Store
+	delay time.Duration
+}
+
+func (s *slowStore) Set(e ports.Entry) error {
+	time.Sleep(s.delay)
+	return s.Store.Set(e)
+}
+
+// Case 7: background replica writes to one slow replica took every request
+// slot of their coordinator, so its requests to healthy peers failed.
+func TestSlowReplicaDoesNotStarveItsCoordinator(t *testing.T) {
+	c := testkit.NewCluster(t, 3, testkit.WithNodeOptions(func(i int) []mycorrizal.Option {
+		opts := []mycorrizal.Option{mycorrizal.WithMaxPendingRequests(256)}
+		if i == 2 {
+			opts = append(opts, mycorrizal.WithStore(func(_ string, o cache.BucketOptions) (ports.Store, error) {
+				s, err := cache.NewStore(cache.StoreConfig{MaxEntries: o.MaxEntries, MaxBytes: o.MaxBytes})
+				return &slowStore{Store: s, delay: 300 * time.Millisecond}, err
+			}))
+		}
+		return opts
+	}))
+	createEverywhere(t, c, 0, "rep", cache.BucketOptions{Replicas: 3, WriteQuorum: 2})
+	createEverywhere(t, c, 0, "one", cache.BucketOptions{Replicas: 1})
+	ctx := ctxT(t, 60*time.Second)
+	var remote []string // keys of "one" that node 1 owns, written before node 2 is slow
+	for k := 0; len(remote) < 20; k++ {
+		if c.Node(0).Cache().Owner("one", key(k)) == c.ID(1) {
+			if err := c.Node(0).Cache().Set(ctx, "one", key(k), value(k), 0); err != nil {
+				t.Fatal(err)
+			}
+			remote = append(remote, key(k))
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = c.Node(0).Cache().Set(wctx, "rep", fmt.Sprintf("w%d-%d", w, i), []byte("x"), 0)
+				cancel()
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(time.Second) // let writes to the slow replica pile up
+	for _, k := range remote {
+		gctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := c.Node(0).Cache().Get(gctx, "one", k)
+		cancel()
+		if err != nil {
+			t.Fatalf("a Get to a healthy peer failed while another replica is slow: %v (stats %+v)", err, c.Node(0).Cache().ReplicationStats())
+		}
+	}
+}
+
+// Case 9: a quorum read waited on a replica that had just become
+// unreachable until the caller's deadline, instead of asking the third.
+func TestQuorumReadDoesNotWaitOnAnUnreachableReplica(t *testing.T) {
+	c := testkit.NewCluster(t, 4)
+	createEverywhere(t, c, 0, "q", cache.BucketOptions{Replicas: 3, WriteQuorum: 2, ReadQuorum: 2})
+	ctx := ctxT(t, 30*time.Second)
+	var keys []string
+	for k := 0; len(keys) < 20; k++ {
+		owners := c.Node(0).Cache().Replicas("q", key(k))
+		if len(owners) == 3 && (owners[0] == c.ID(3) || owners[1] == c.ID(3)) && !slices.Contains(owners, c.ID(0)) {
+			keys = append(keys, key(k))
+			if err := c.Node(0).Cache().Set(ctx, "q", key(k), value(k), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitReplicated(t, c)
+	c.Delay(3, 0, 5*time.Second) // node 3's replies to node 0 stall; it is not yet detected
+	for _, k := range keys {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Node(0).Cache().Get(rctx, "q", k)
+		cancel()
+		if err != nil {
+			t.Fatalf("quorum read of %s with two live replicas failed: %v", k, err)
 		}
 	}
 }

@@ -103,8 +103,13 @@ func (c *Cache) adopt(from ports.NodeID, defs []byte) error {
 			return err
 		}
 		defs = rest
-		if err := c.define(name, o); err != nil {
+		switch err := c.define(name, o); {
+		case errors.Is(err, ports.ErrClosed):
+			return err // shutting down: nothing to adopt, nothing differs
+		case errors.Is(err, ErrBucketConflict):
 			c.log.Error("bucket definitions differ between nodes", "bucket", name, "peer", string(from), "err", err)
+		case err != nil:
+			c.log.Error("bucket cannot be defined on this node", "bucket", name, "peer", string(from), "err", err)
 		}
 	}
 	return nil

@@ -33,6 +33,9 @@ type ReplicationStats struct {
 	Received, Repairs uint64
 	// Rounds counts completed sync rounds.
 	Rounds uint64
+	// Shed counts background replica writes not sent because their
+	// replica already had too many in flight (sync repairs them).
+	Shed uint64
 	// Tombstones counts the deletes remembered, over all buckets.
 	Tombstones int
 }
@@ -48,6 +51,7 @@ func (c *Cache) ReplicationStats() ReplicationStats {
 		Received:      c.received.Load(),
 		Repairs:       c.repairs.Load(),
 		Rounds:        c.rounds.Load(),
+		Shed:          c.shed.Load(),
 	}
 	key := nodesKey(v.Nodes())
 	c.pullMu.Lock()

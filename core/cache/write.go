@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/mycorrizal/mycorrizal/core/placement"
 	"github.com/mycorrizal/mycorrizal/ports"
@@ -11,16 +13,23 @@ import (
 
 // Writes. A coordinator stamps a record with its clock and sends it to
 // the key's RF replicas, returning once W hold it. A replica that holds a
-// newer version answers with it (stStale): the coordinator moves its clock
-// past that version and writes again at a new one. So a write never
-// reports success while its quorum holds a newer version: with W a
-// majority of RF, a write that starts after another was acknowledged
-// always wins over it, whatever the writers' clocks say (within the
-// tolerated lead, maxClockLead). Replica writes beyond the quorum go on in
-// the background, bounded per replica (see budgets).
+// newer version answers with it (stStale). When that version is ahead of
+// the coordinator's own clock, it was stamped by a clock ahead of this one
+// (it cannot be a write that started later), so the coordinator moves its
+// clock past it and writes again at a new version: with W a majority of
+// RF, a write that starts after another was acknowledged wins over it
+// whatever the writers' clocks say (within maxClockLead), unless their
+// difference falls within the write's own round trip. A newer version that
+// is not ahead of this clock belongs to a write that overlapped this one:
+// this write is then ordered before it and has succeeded (writing again
+// would make it reappear after a write readers have seen, which is not
+// linearizable). Replica writes beyond the quorum go on in the background,
+// bounded per replica (see budgets).
 
-// maxRestamps bounds how often one write is stamped again.
-const maxRestamps = 4
+// maxRestamps bounds how often one write is stamped again. Writes of one
+// key racing each other restamp past each other; a jittered pause that
+// grows with each attempt lets one of them through.
+const maxRestamps = 10
 
 // errConflict reports that a conditional write (SetTTL) met a version
 // newer than the one it read.
@@ -35,6 +44,8 @@ func (c *Cache) writeRecord(ctx context.Context, b *bucket, rec record, base *ve
 		switch {
 		case held == nil:
 			return err
+		case base == nil && held.version <= uint64(c.clock.wallNano()):
+			return nil // superseded by an overlapping write (see above)
 		case base != nil:
 			return fmt.Errorf("cache: write %q in bucket %q: %w", rec.key, b.name, errConflict)
 		case c.clock.ahead(held.version):
@@ -42,8 +53,25 @@ func (c *Cache) writeRecord(ctx context.Context, b *bucket, rec record, base *ve
 		case attempt == maxRestamps:
 			return fmt.Errorf("cache: write %q in bucket %q: replicas held newer versions %d times: %w", rec.key, b.name, attempt+1, ErrQuorum)
 		}
+		if attempt > 0 {
+			if err := pause(ctx, attempt); err != nil {
+				return fmt.Errorf("cache: write %q in bucket %q: %w", rec.key, b.name, err)
+			}
+		}
 		c.clock.observe(held.version)
 		rec.version = c.clock.now()
+	}
+}
+
+// pause waits a random time of up to attempt × 200 µs, or until ctx ends.
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(rand.N(time.Duration(attempt) * 200 * time.Microsecond))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
