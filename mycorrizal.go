@@ -46,6 +46,13 @@ const ProtocolVersion = "mycorrizal/1"
 // WithNodeID is not given.
 const EnvNodeID = "MYCORRIZAL_ID"
 
+// The default membership layer's gossip address when WithBindAddr is not
+// given: loopback, for development, on memberlist's usual port.
+const (
+	defaultBindHost = "127.0.0.1"
+	defaultBindPort = 7946
+)
+
 // App is a named application on this node; see RegisterApplication.
 type App = mesh.App
 
@@ -98,7 +105,7 @@ type Node struct {
 
 // New builds a node from options, choosing defaults for what is not given:
 // the node ID from MYCORRIZAL_ID or a UUID; the memberlist membership layer
-// bound to 127.0.0.1:7946; the QUIC transport with mutual TLS on
+// bound to 127.0.0.1:7946 (loopback, memberlist's usual port); the QUIC transport with mutual TLS on
 // 127.0.0.1 (a free port), its certificates minted by a development CA
 // shared by the processes of this machine; and the GOB codec. So
 // New(WithSeeds(...)) alone gives a working cluster on one machine; a real
@@ -140,7 +147,7 @@ func New(opts ...Option) (*Node, error) {
 	if c.reconnectTimeout == 0 {
 		c.reconnectTimeout = time.Hour
 	}
-	defaultMembership := c.bindHost != "" || c.bindPort != 0 || c.advertiseHost != "" || c.gossipKeys != nil
+	defaultMembership := c.bindSet || c.advertiseHost != "" || c.gossipKeys != nil
 	if c.single {
 		switch {
 		case c.transport != nil:
@@ -169,8 +176,8 @@ func New(opts ...Option) (*Node, error) {
 			return nil, invalid("WithMembership", "cannot be combined with WithBindAddr, WithAdvertiseAddr or WithGossipKey, which configure the default membership")
 		}
 		if c.membership == nil {
-			if c.bindHost == "" && c.bindPort == 0 {
-				c.bindHost, c.bindPort = "127.0.0.1", 7946
+			if !c.bindSet {
+				c.bindHost, c.bindPort = defaultBindHost, defaultBindPort
 			}
 			m, err := mlmember.New(mlmember.Config{
 				BindAddr:      c.bindHost,

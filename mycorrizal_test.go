@@ -315,3 +315,60 @@ func TestRotateGossipKeyNeedsEncryption(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestBindAddrPortZero: WithBindAddr(":0") binds all interfaces on a port
+// the OS picks and advertises that port; it is not mistaken for "no bind
+// address given" (the 127.0.0.1:7946 default), nor ignored where gossip
+// options are refused.
+func TestBindAddrPortZero(t *testing.T) {
+	net := mem.NewNetwork()
+	var seed string
+	var nodes []*mycorrizal.Node
+	for _, id := range []string{"a", "b"} {
+		tr, err := mem.New(net, mem.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := []mycorrizal.Option{
+			mycorrizal.WithNodeID(id),
+			mycorrizal.WithTransport(tr),
+			mycorrizal.WithBindAddr(":0"),
+			// Advertise loopback (port 0: the bound one), so the test does
+			// not depend on the machine having a private address.
+			mycorrizal.WithAdvertiseAddr("127.0.0.1:0"),
+		}
+		if seed != "" {
+			opts = append(opts, mycorrizal.WithSeeds(seed))
+		}
+		n, err := mycorrizal.New(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatalf("start %s with WithBindAddr(\":0\"): %v", id, err)
+		}
+		t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+		for _, m := range n.Members() {
+			if m.ID != n.ID() {
+				continue
+			}
+			if strings.HasSuffix(m.GossipAddr, ":0") || strings.HasSuffix(m.GossipAddr, ":7946") {
+				t.Fatalf("%s advertises %s, want the port the OS picked", id, m.GossipAddr)
+			}
+			seed = m.GossipAddr
+		}
+		nodes = append(nodes, n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(nodes[0].Members()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("nodes bound with \":0\" did not find each other")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	_, err := mycorrizal.New(mycorrizal.WithSingleMode(), mycorrizal.WithBindAddr(":0"))
+	if !errors.Is(err, ports.ErrInvalidConfig) || !strings.Contains(err.Error(), "WithSingleMode") {
+		t.Errorf("WithSingleMode with WithBindAddr(\":0\"): got %v, want ErrInvalidConfig", err)
+	}
+}

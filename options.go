@@ -29,6 +29,7 @@ type config struct {
 	newStore   func(bucket string, o cache.BucketOptions) (ports.Store, error)
 	seeds      []string
 
+	bindSet       bool // WithBindAddr was given (":0" has an empty host and port 0)
 	bindHost      string
 	bindPort      int
 	advertiseHost string
@@ -207,12 +208,13 @@ func splitAddr(option, addr string) (string, int, error) {
 }
 
 // WithBindAddr sets the address the default membership layer listens on
-// ("host:port"; port 0 picks a free port, which is then advertised). The
-// default is ":7946" (all interfaces).
+// ("host:port"; an empty host binds all interfaces, port 0 picks a free
+// port, which is then advertised). The default is "127.0.0.1:7946":
+// loopback, for development.
 func WithBindAddr(addr string) Option {
 	return func(c *config) error {
 		h, p, err := splitAddr("WithBindAddr", addr)
-		c.bindHost, c.bindPort = h, p
+		c.bindSet, c.bindHost, c.bindPort = err == nil, h, p
 		return err
 	}
 }
