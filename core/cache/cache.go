@@ -265,10 +265,10 @@ func (c *Cache) tombstoneSweeper() {
 		select {
 		case <-c.ctx.Done():
 			return
-		case now := <-t.C:
+		case <-t.C:
 			for _, name := range c.Buckets() {
 				if b, err := c.bucket(name); err == nil {
-					b.tombs.expire(now, 4096)
+					b.tombs.expire(time.Unix(0, b.wall()), 4096) // deadlines follow the node's clock
 				}
 			}
 		}

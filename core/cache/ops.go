@@ -102,7 +102,10 @@ func (c *Cache) Delete(ctx context.Context, bucketName, key string) error {
 // wrapping ports.ErrNotFound.
 //
 // It is a read-modify-write: it reads the newest version from enough
-// replicas to meet every write quorum (max(R, RF-W+1)), then writes that
+// replicas to meet every write quorum (max(R, RF-W+1)), counting only
+// owners synced for this node's view (while the key's replicas are still
+// syncing after a membership change it fails with ErrQuorum: retry), then
+// writes that
 // value with the new expiry at a new version, on the condition that no
 // replica holds a version newer than the one read; a write that came in
 // between makes it read again, so SetTTL never brings back an older value.
@@ -125,7 +128,10 @@ func (c *Cache) SetTTL(ctx context.Context, bucketName, key string, ttl time.Dur
 		kh := placement.KeyHash(b.name, key)
 		rf, w, r := b.opts.quorums(v.Len())
 		owners := v.Owners(nil, kh, rf)
-		cur, found, err := c.readQuorum(ctx, b, key, c.candidates(b, kh, v, owners), rf, max(r, rf-w+1), w)
+		// Only owners synced for this view count: a value found on a
+		// replica still receiving its data, or on a previous owner, may be
+		// older than the last write, and SetTTL would bring it back.
+		cur, found, err := c.readQuorum(ctx, b, key, owners, rf, max(r, rf-w+1), w, true)
 		switch {
 		case err != nil:
 			return err

@@ -81,7 +81,7 @@ func (c *Cache) readKey(ctx context.Context, b *bucket, key string) (record, boo
 			rf--
 		}
 	}
-	return c.readQuorum(ctx, b, key, c.candidates(b, kh, v, owners), rf, r, w)
+	return c.readQuorum(ctx, b, key, c.candidates(b, kh, v, owners), rf, r, w, false)
 }
 
 // readQuorum asks r replicas at once (more when some answer without
@@ -90,8 +90,11 @@ func (c *Cache) readKey(ctx context.Context, b *bucket, key string) (record, boo
 // view. It returns the newest version among r authoritative answers and,
 // with r > 1, before returning makes sure W replicas hold it (writing it
 // back to stale ones), so a later quorum read cannot see an older
-// version. Other stale replicas are repaired in the background.
-func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []ports.NodeID, rf, r, w int) (record, bool, error) {
+// version. Other stale replicas are repaired in the background. With
+// strict, only answers of replicas synced for this node's view count (a
+// read that must not miss a newer write on a replica still syncing:
+// SetTTL's).
+func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []ports.NodeID, rf, r, w int, strict bool) (record, bool, error) {
 	replies := make(chan readReply, len(nodes))
 	next, outstanding := 0, 0
 	launch := func() bool {
@@ -126,6 +129,8 @@ func (c *Cache) readQuorum(ctx context.Context, b *bucket, key string, nodes []p
 		case rep := <-replies:
 			outstanding--
 			switch {
+			case strict && rep.err == nil && !rep.synced:
+				errs = append(errs, fmt.Errorf("cache: replica %s of %q is still syncing: %w", rep.from, key, ErrQuorum))
 			case rep.authoritative():
 				got = append(got, rep)
 				continue

@@ -102,7 +102,13 @@ func (c *Cache) servePut(ctx context.Context, from ports.NodeID, b *bucket, req 
 	case out == stale:
 		return appendResponse(nil, stStale, version, appendVersion(nil, cur))
 	}
-	return appendResponse(nil, stOK, version, nil)
+	// Tell the coordinator whether this replica is synced: if not, it may
+	// lack a newer version still held by the key's previous owners.
+	var flags byte
+	if c.synced.Load() {
+		flags = 1
+	}
+	return appendResponse(nil, stOK, version, []byte{flags})
 }
 
 // serveRead answers a replica read: a flags byte (bit 0: this node is

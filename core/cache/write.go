@@ -77,8 +77,9 @@ func pause(ctx context.Context, attempt int) error {
 
 // replicaResult is one replica's answer to a write.
 type replicaResult struct {
-	held *versionRef // the newer version the replica holds, when stale
-	err  error
+	held     *versionRef // the newer version the replica holds, when stale
+	unsynced bool        // the replica acknowledged while still syncing
+	err      error
 }
 
 // writeOnce sends rec to every replica of its key and returns once W of
@@ -94,6 +95,7 @@ func (c *Cache) writeOnce(ctx context.Context, b *bucket, rec record, base *vers
 	var buf [MaxReplicas]ports.NodeID
 	owners := v.Owners(buf[:0], placement.KeyHash(b.name, rec.key), rf)
 	acks, remotes := 0, len(owners)
+	unsure := false // an acknowledgement came from a replica still syncing
 	var errs []error
 	for _, o := range owners {
 		if o != c.self {
@@ -108,18 +110,23 @@ func (c *Cache) writeOnce(ctx context.Context, b *bucket, rec record, base *vers
 			return &cur, nil
 		default:
 			acks++
+			unsure = unsure || !c.synced.Load()
 		}
 	}
 	if remotes == 0 {
 		if acks >= w {
-			return nil, nil
+			return c.checkPrevious(ctx, b, rec, v, rf, unsure)
 		}
 		return nil, errors.Join(errs...)
 	}
 	payload := appendPut(b.name, rec, base)
 	if len(owners) == 1 {
 		// A single replica, not this node: its answer decides, no fan-out.
-		return c.replicateV(ctx, b, owners[0], payload)
+		r := c.replicateV(ctx, b, owners[0], payload)
+		if r.held != nil || r.err != nil {
+			return r.held, r.err
+		}
+		return c.checkPrevious(ctx, b, rec, v, rf, r.unsynced)
 	}
 	results := make(chan replicaResult, remotes)
 	for _, o := range owners {
@@ -135,8 +142,7 @@ func (c *Cache) writeOnce(ctx context.Context, b *bucket, rec record, base *vers
 		if !c.goBackground(func(ctx context.Context) {
 			defer c.pendingReplicas.Add(-1)
 			defer c.budgets.release(o, len(payload))
-			held, err := c.replicateV(ctx, b, o, payload)
-			results <- replicaResult{held, err}
+			results <- c.replicateV(ctx, b, o, payload)
 		}) {
 			c.pendingReplicas.Add(-1)
 			c.budgets.release(o, len(payload))
@@ -144,7 +150,7 @@ func (c *Cache) writeOnce(ctx context.Context, b *bucket, rec record, base *vers
 		}
 	}
 	if acks >= w {
-		return nil, nil
+		return c.checkPrevious(ctx, b, rec, v, rf, unsure)
 	}
 	for got := 0; got < remotes; got++ {
 		select {
@@ -153,8 +159,9 @@ func (c *Cache) writeOnce(ctx context.Context, b *bucket, rec record, base *vers
 			case r.held != nil:
 				return r.held, nil
 			case r.err == nil:
+				unsure = unsure || r.unsynced
 				if acks++; acks >= w {
-					return nil, nil
+					return c.checkPrevious(ctx, b, rec, v, rf, unsure)
 				}
 				continue
 			}
@@ -177,31 +184,56 @@ func appendPut(bucket string, rec record, base *versionRef) []byte {
 	return appendRequest(nil, request{op: opPutIf, bucket: bucket, key: rec.key, value: appendRecord(appendVersion(nil, *base), rec)})
 }
 
-// replicateV sends a replica write to one replica and returns the newer
-// version it holds, if it holds one.
-func (c *Cache) replicateV(ctx context.Context, b *bucket, peer ports.NodeID, payload []byte) (*versionRef, error) {
-	var held *versionRef
-	err := c.callBucket(ctx, c.app, peer, b, payload, func(r response) error {
+// checkPrevious completes a write acknowledged by its quorum. When a
+// replica that acknowledged was still syncing (after a membership change),
+// the key's previous owners may hold a newer version it has not received
+// yet; they are asked, and a newer version one of them holds is returned
+// as a stale answer would be.
+func (c *Cache) checkPrevious(ctx context.Context, b *bucket, rec record, v *placement.View, rf int, unsure bool) (*versionRef, error) {
+	if !unsure {
+		return nil, nil
+	}
+	kh := placement.KeyHash(b.name, rec.key)
+	owners := v.Owners(nil, kh, rf)
+	for _, o := range c.candidates(b, kh, v, owners)[len(owners):] {
+		var rep readReply
+		if o == c.self {
+			rep = c.readLocal(b, rec.key, true)
+		} else {
+			rep = c.readFrom(ctx, b, o, rec.key)
+		}
+		if rep.err == nil && rep.found && rep.rec.newerThan(rec.version, rec.writer) {
+			return &versionRef{rep.rec.version, rep.rec.writer}, nil
+		}
+	}
+	return nil, nil
+}
+
+// replicateV sends a replica write to one replica and returns its answer:
+// the newer version it holds if it holds one, and whether it is syncing.
+func (c *Cache) replicateV(ctx context.Context, b *bucket, peer ports.NodeID, payload []byte) replicaResult {
+	var res replicaResult
+	res.err = c.callBucket(ctx, c.app, peer, b, payload, func(r response) error {
 		switch r.status {
 		case stOK:
+			res.unsynced = len(r.body) > 0 && r.body[0]&1 == 0
 			return nil
 		case stStale:
 			v, _, err := decodeVersion(r.body)
 			if err != nil {
 				return fmt.Errorf("cache: stale answer from %s: %w", peer, err)
 			}
-			held = &v
+			res.held = &v
 			return nil
 		}
 		return statusErr(r)
 	})
-	return held, err
+	return res
 }
 
 // replicate sends a replica write to one replica; a replica that holds a
 // newer version holds what matters, which is success here (read repair,
 // forwarding).
 func (c *Cache) replicate(ctx context.Context, b *bucket, peer ports.NodeID, payload []byte) error {
-	_, err := c.replicateV(ctx, b, peer, payload)
-	return err
+	return c.replicateV(ctx, b, peer, payload).err
 }
