@@ -7,7 +7,7 @@ GO ?= go
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 FUZZTIME ?= 30s
 
-.PHONY: all demo test vet bench fuzz check-go test-deps
+.PHONY: all demo test vet bench fuzz soak faults check-go test-deps
 
 # Debian packages the tests need: iproute2 (network namespaces) and nftables
 # (cutting hosts off, packet loss). Installed when missing and running as
@@ -38,6 +38,17 @@ vet: check-go
 ## bench: run the benchmarks and write BENCHMARKS.md.
 bench: check-go
 	cd bench && ./run.sh
+
+## soak: random fault schedules for SOAK (default 10m), NEMESIS_SKEW the
+## clock skew bound (e.g. 2s; unset: none); prints each schedule and a total.
+SOAK ?= 10m
+soak: check-go
+	SOAK=$(SOAK) $(GO) test -race -count=1 -timeout 0 -run '^TestSoak$$' -v ./testkit
+
+## faults: the seeded fault schedules (TestFaultSchedules; NEMESIS_SEED=N
+## replays one).
+faults: check-go
+	NEMESIS=1 $(GO) test -race -count=1 -run '^TestFaultSchedules$$' -v ./testkit
 
 ## fuzz: run every fuzz target for FUZZTIME each.
 fuzz: check-go

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ type options struct {
 	tune     func(*ml.Config)
 	logger   *slog.Logger
 	window   int
+	initial  int // slots started by NewCluster; -1 means all
 }
 
 // WithSeed sets the seed of the simulated network's randomness (packet
@@ -63,6 +65,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // bytes (default: the transport's own default).
 func WithStreamWindow(bytes int) Option { return func(o *options) { o.window = bytes } }
 
+// WithInitialNodes makes NewCluster start only slots 0 … k-1; the others
+// stay empty until Start (a node joining mid-test) or Restart starts them.
+// k is clamped to [1, n].
+func WithInitialNodes(k int) Option { return func(o *options) { o.initial = k } }
+
 // FastMemberlist is the memberlist timing the test kit uses: memberlist's
 // Local profile with probe, gossip and push/pull intervals shortened so
 // failures are detected in about a second and state converges in a few.
@@ -86,6 +93,9 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	nodes []*member
+	// offsets holds each slot's clock offset in nanoseconds (see
+	// SetClockOffset); a node reads it on every clock reading.
+	offsets []atomic.Int64
 }
 
 // member is one slot of the cluster: the node running in it now, and the
@@ -101,10 +111,14 @@ type member struct {
 
 // NewCluster starts n nodes named "node-0" … "node-(n-1)", joins them, and
 // waits until every node sees all n members (failing the test if that takes
-// more than 30 s). Every node is shut down by t.Cleanup.
+// more than 30 s). With WithInitialNodes(k) only the first k slots start;
+// the rest wait for Start. Every node is shut down by t.Cleanup.
+//
+// Each node reads its own wall clock (mycorrizal.WithClock): time.Now plus
+// its slot's offset, 0 until SetClockOffset changes it.
 func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	o := options{seed: 1}
+	o := options{seed: 1, initial: -1}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -118,11 +132,16 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	c.mem.SetConditions(c.net)
 	c.net.OnChange(c.mem.Poke)
 	c.nodes = make([]*member, n)
+	c.offsets = make([]atomic.Int64, n)
 	for i := range n {
 		c.nodes[i] = &member{id: ports.NodeID(fmt.Sprintf("node-%d", i)), addr: fmt.Sprintf("10.0.0.%d:7946", i+1)}
 	}
 	t.Cleanup(c.shutdownAll)
-	for i := range n {
+	initial := n
+	if o.initial >= 0 {
+		initial = max(1, min(o.initial, n))
+	}
+	for i := range initial {
 		if err := c.start(i); err != nil {
 			t.Fatalf("testkit: start node %d: %v", i, err)
 		}
@@ -131,8 +150,14 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	return c
 }
 
-// start builds and starts the node of slot i, joining the running ones.
-func (c *Cluster) start(i int) error {
+// startTimeout bounds a node's Start and Ready.
+const startTimeout = 10 * time.Second
+
+// start builds and starts the node of slot i, joining the running ones,
+// and waits until it is Ready (at most timeout).
+func (c *Cluster) start(i int) error { return c.startWithin(i, startTimeout) }
+
+func (c *Cluster) startWithin(i int, timeout time.Duration) error {
 	m := c.nodes[i]
 	gossip, err := c.net.Transport(m.id, m.addr)
 	if err != nil {
@@ -169,6 +194,7 @@ func (c *Cluster) start(i int) error {
 		mycorrizal.WithMembership(crash),
 		mycorrizal.WithJoinRetry(500 * time.Millisecond),
 		mycorrizal.WithReconnect(300*time.Millisecond, time.Hour),
+		mycorrizal.WithClock(c.clock(i)),
 	}
 	if len(seeds) > 0 {
 		nopts = append(nopts, mycorrizal.WithSeeds(seeds...))
@@ -185,7 +211,7 @@ func (c *Cluster) start(i int) error {
 	if c.opts.setup != nil {
 		c.opts.setup(i, node)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := node.Start(ctx); err != nil {
 		_ = node.Shutdown(ctx)
@@ -312,11 +338,54 @@ func (c *Cluster) Stop(i int) {
 // nodes. It fails the test if the node cannot start.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
-	c.stop(i, false)
-	c.t.Logf("testkit: restart node %d", i)
-	if err := c.start(i); err != nil {
+	if err := c.restart(i, startTimeout); err != nil {
 		c.t.Fatalf("testkit: restart node %d: %v", i, err)
 	}
+}
+
+// restart is Restart returning the error instead of failing the test.
+func (c *Cluster) restart(i int, timeout time.Duration) error {
+	c.stop(i, false)
+	c.t.Logf("testkit: restart node %d", i)
+	return c.startWithin(i, timeout)
+}
+
+// Start starts the node of slot i, which is not running: a slot that
+// WithInitialNodes left empty joins the cluster, or a stopped or crashed one
+// comes back (as Restart). It returns once the node is Ready, or an error
+// (without failing the test) if it is running already or cannot start or
+// become Ready within 10 s.
+func (c *Cluster) Start(i int) error {
+	if c.Running(i) {
+		return fmt.Errorf("testkit: start node %d: already running", i)
+	}
+	c.t.Logf("testkit: start node %d", i)
+	return c.start(i)
+}
+
+// Started reports whether slot i has ever run a node (false for a slot
+// WithInitialNodes left empty that has not been started since).
+func (c *Cluster) Started(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i].node != nil
+}
+
+// SetClockOffset shifts slot i's wall clock by d from time.Now, from now on
+// (its node's next clock reading), also for nodes later restarted in the
+// slot. The hybrid logical clock of a running node never goes back, so a
+// negative change only slows its versions until real time catches up.
+func (c *Cluster) SetClockOffset(i int, d time.Duration) {
+	c.t.Logf("testkit: clock of node %d offset %v", i, d)
+	c.offsets[i].Store(int64(d))
+}
+
+// ClockOffset returns slot i's current clock offset.
+func (c *Cluster) ClockOffset(i int) time.Duration { return time.Duration(c.offsets[i].Load()) }
+
+// clock is slot i's wall clock.
+func (c *Cluster) clock(i int) func() time.Time {
+	return func() time.Time { return time.Now().Add(time.Duration(c.offsets[i].Load())) }
 }
 
 // Eventually polls cond every 20 ms until it returns true, failing the test

@@ -138,7 +138,11 @@ func (c *Cache) SetTTL(ctx context.Context, bucketName, key string, ttl time.Dur
 		case !found || cur.tomb:
 			return notFound(b.name, key)
 		}
-		next := record{key: key, value: cur.value, version: c.clock.now(), writer: string(c.self), expires: c.expiresNano(ttl)}
+		// The new version is the one read plus one: it supersedes what was
+		// read and nothing written after it. A Set this read missed (on
+		// nodes whose view differs, say) still wins when it reaches the
+		// owners, and SetTTL never hides a later write behind an older value.
+		next := record{key: key, value: cur.value, version: cur.version + 1, writer: string(c.self), expires: c.expiresNano(ttl)}
 		err = c.writeRecord(ctx, b, next, &versionRef{cur.version, cur.writer})
 		if !errors.Is(err, errConflict) || attempt == maxRestamps {
 			return err
